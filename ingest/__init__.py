@@ -1,0 +1,1 @@
+"""Reading files: identity, chunking, batching, backfill and tailing; drives parsers into the warehouse."""

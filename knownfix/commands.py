@@ -1,0 +1,12 @@
+"""Registry of the command groups kept in their own modules; each adds itself to the app."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import typer
+
+Registrar = Callable[[typer.Typer], None]
+
+#: Each entry adds commands to the root app, e.g. ``knownfix rules ...``.
+REGISTRARS: list[Registrar] = []

@@ -1,0 +1,91 @@
+"""Configuration: a YAML file validated by pydantic, plus flags and environment variables.
+
+Precedence for the warehouse location: ``--warehouse`` flag, then ``KNOWNFIX_WAREHOUSE``, then
+the config file's ``warehouse:``, then ``./knownfix-data``. The config file is ``--config``, or
+``KNOWNFIX_CONFIG``, or ``knownfix.yaml`` in the working directory if it exists.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from knownfix.errors import ConfigError
+
+DEFAULT_WAREHOUSE = Path("knownfix-data")
+DEFAULT_CONFIG_NAME = "knownfix.yaml"
+
+
+class Config(BaseModel):
+    """The whole configuration file. Unknown keys are errors, so typos do not pass silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    warehouse: Path | None = None
+    #: Time zone of exports whose timestamps are local time (Event Viewer CSV/TXT).
+    timezone: str = "UTC"
+    #: Extra rule files or folders, loaded after the bundled library.
+    rules: list[Path] = Field(default_factory=list)
+    #: Sections owned by the tailer and the ticket sinks; validated by their own models.
+    sources: list[dict[str, Any]] = Field(default_factory=list)
+    tail: dict[str, Any] = Field(default_factory=dict)
+    sinks: list[dict[str, Any]] = Field(default_factory=list)
+    tickets: dict[str, Any] = Field(default_factory=dict)
+
+
+def config_path(flag: Path | None) -> Path | None:
+    if flag is not None:
+        if not flag.is_file():
+            raise ConfigError(f"config file {flag} does not exist; check --config")
+        return flag
+    env = os.environ.get("KNOWNFIX_CONFIG")
+    if env:
+        if not Path(env).is_file():
+            raise ConfigError(f"config file {env} (from KNOWNFIX_CONFIG) does not exist")
+        return Path(env)
+    default = Path(DEFAULT_CONFIG_NAME)
+    return default if default.is_file() else None
+
+
+def load_config(flag: Path | None = None) -> Config:
+    """Read and validate the config file; a problem names the file, the key and what to change."""
+    path = config_path(flag)
+    if path is None:
+        return Config()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", where=where) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            "the config file must be a mapping of keys (warehouse:, sources:, ...)", where=str(path)
+        )
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "extra_forbidden":
+                valid = ", ".join(Config.model_fields)
+                problems.append(f"unknown key {loc!r} (valid keys: {valid})")
+            else:
+                problems.append(f"{loc}: {err['msg']}")
+        raise ConfigError("; ".join(problems), where=str(path)) from None
+
+
+def resolve_warehouse(flag: Path | None, config: Config) -> Path:
+    if flag is not None:
+        return flag
+    env = os.environ.get("KNOWNFIX_WAREHOUSE")
+    if env:
+        return Path(env)
+    if config.warehouse is not None:
+        return config.warehouse
+    return DEFAULT_WAREHOUSE

@@ -1,0 +1,25 @@
+"""What every command needs: the validated config and the warehouse it points at."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest.backfill import CommitHook
+from knownfix.config import Config, load_config, resolve_warehouse
+from warehouse.store import Warehouse
+
+
+@dataclass
+class Context:
+    config: Config
+    warehouse: Warehouse
+
+    def after_commit(self) -> CommitHook | None:
+        """What runs after every commit of new rows (rule evaluation, once rules exist)."""
+        return None
+
+
+def open_context(warehouse: Path | None, config: Path | None) -> Context:
+    cfg = load_config(config)
+    return Context(cfg, Warehouse(resolve_warehouse(warehouse, cfg)))

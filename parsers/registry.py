@@ -1,0 +1,45 @@
+"""The explicit list of formats, and detection of a file's format from its content."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from parsers.base import Parser
+from parsers.lines import LinesParser
+
+#: Every format knownfix reads, by name. Order matters only for equal sniff scores.
+#: ``lines`` is the fallback for any text file no other parser claims.
+PARSERS: dict[str, type[Parser]] = {
+    LinesParser.name: LinesParser,
+}
+
+#: How many bytes of a file detection looks at.
+SNIFF_BYTES = 64 * 1024
+
+
+class UnknownFormatError(ValueError):
+    """A format name that is not registered."""
+
+
+def parser_for(name: str) -> type[Parser]:
+    try:
+        return PARSERS[name]
+    except KeyError:
+        raise UnknownFormatError(
+            f"unknown format {name!r}; known formats: {', '.join(sorted(PARSERS))}"
+        ) from None
+
+
+def detect(head: bytes, path: Path) -> type[Parser] | None:
+    """The best parser for a file whose first bytes are ``head``; None if nothing claims it.
+
+    Binary content no parser claims returns None (the caller records why it was skipped);
+    text always has at least the ``lines`` fallback.
+    """
+    best: type[Parser] | None = None
+    best_score = 0
+    for parser in PARSERS.values():
+        score = parser.sniff(head, path)
+        if score > best_score:
+            best, best_score = parser, score
+    return best

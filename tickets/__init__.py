@@ -1,0 +1,1 @@
+"""Ticket sinks, the outbox dispatcher and deduplication of rule hits into incidents."""
