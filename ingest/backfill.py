@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ingest.identity import fingerprint_bytes
 from ingest.reader import DEFAULT_CHUNK_BYTES, read_chunks
-from parsers.base import FileParser, ParseResult, StreamParser
+from parsers.base import FileParser, ParseOptions, ParseResult, StreamParser
 from parsers.registry import SNIFF_BYTES, detect
 from warehouse.commit import CommitSummary, FileProgress, commit, resume_position
 from warehouse.store import Warehouse
@@ -75,8 +75,16 @@ def walk(paths: Iterable[Path]) -> Iterator[Path]:
 class Batcher:
     """Collects parsed pieces of files and commits them together when big enough."""
 
-    def __init__(self, wh: Warehouse, stats: IngestStats, hook: CommitHook | None, batch_bytes: int) -> None:
+    def __init__(
+        self,
+        wh: Warehouse,
+        stats: IngestStats,
+        hook: CommitHook | None,
+        batch_bytes: int,
+        options: ParseOptions | None = None,
+    ) -> None:
         self.wh, self.stats, self.hook, self.batch_bytes = wh, stats, hook, batch_bytes
+        self.options = options or ParseOptions()
         self.pending: list[tuple[FileProgress, ParseResult]] = []
         self.pending_bytes = 0
 
@@ -123,7 +131,7 @@ def ingest_file(
     ident = fingerprint_bytes(head)
     start = resume_position(batcher.wh, ident.file_id)
     source = str(path)
-    parser = parser_cls()
+    parser = parser_cls(batcher.options)
     if isinstance(parser, StreamParser):
         if start >= size:
             return
@@ -194,10 +202,11 @@ def ingest_paths(
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     progress: ProgressFn | None = None,
     after_commit: CommitHook | None = None,
+    options: ParseOptions | None = None,
 ) -> IngestStats:
     """Ingest every file under ``paths``; the caller holds the writer lock."""
     stats = IngestStats()
-    batcher = Batcher(wh, stats, after_commit, batch_bytes)
+    batcher = Batcher(wh, stats, after_commit, batch_bytes, options)
     for path in walk(paths):
         ingest_file(batcher, path, chunk_bytes=chunk_bytes, progress=progress)
     batcher.flush()

@@ -63,7 +63,7 @@ def ingest_with_progress(ctx: Context, paths: list[Path], *, quiet: bool = False
     hook = ctx.after_commit()
     with WriterLock(ctx.warehouse.root):
         if quiet or not err.is_terminal:
-            return ingest_paths(ctx.warehouse, paths, after_commit=hook)
+            return ingest_paths(ctx.warehouse, paths, after_commit=hook, options=ctx.parse_options())
         columns = (
             TextColumn("ingesting"),
             BarColumn(),
@@ -74,7 +74,11 @@ def ingest_with_progress(ctx: Context, paths: list[Path], *, quiet: bool = False
         with Progress(*columns, console=err, transient=True) as bar:
             task = bar.add_task("ingest", total=total)
             return ingest_paths(
-                ctx.warehouse, paths, progress=lambda n: bar.advance(task, n), after_commit=hook
+                ctx.warehouse,
+                paths,
+                progress=lambda n: bar.advance(task, n),
+                after_commit=hook,
+                options=ctx.parse_options(),
             )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ingest.backfill import CommitHook
 from knownfix.config import Config, load_config, resolve_warehouse
+from parsers.base import ParseOptions
 from warehouse.store import Warehouse
 
 
@@ -14,6 +15,9 @@ from warehouse.store import Warehouse
 class Context:
     config: Config
     warehouse: Warehouse
+
+    def parse_options(self) -> ParseOptions:
+        return ParseOptions(timezone=self.config.timezone)
 
     def after_commit(self) -> CommitHook | None:
         """What runs after every commit of new rows (rule evaluation, once rules exist)."""

@@ -118,8 +118,19 @@ class ParserState:
     line_number: int = 0
 
 
+@dataclass(frozen=True)
+class ParseOptions:
+    """Settings a parser may need that the content cannot tell (from config or flags)."""
+
+    #: IANA zone of exports that write local time without an offset (Event Viewer CSV/TXT).
+    timezone: str = "UTC"
+
+
 class Parser(ABC):
     """Common face of both kinds: a name and a content sniffer."""
+
+    def __init__(self, options: ParseOptions | None = None) -> None:
+        self.options = options or ParseOptions()
 
     #: Format name stored with rejects and in the ``files`` table (e.g. ``"w3c"``).
     name: ClassVar[str]

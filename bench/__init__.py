@@ -1,0 +1,1 @@
+"""Benchmarks: each measures knownfix against a reference run in the same process and prints ratios."""
