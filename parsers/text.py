@@ -71,13 +71,13 @@ def invalid_utf8_mask(data: bytes, starts: np.ndarray) -> np.ndarray:
 
 
 def looks_like_text(head: bytes) -> bool:
-    """True for UTF-8 (or ASCII) text: no NUL bytes, mostly decodable."""
+    """True for UTF-8 (or ASCII) text: no NUL bytes and at most a few undecodable bytes.
+
+    A log with one corrupted line is still a log (that line becomes a reject), so a handful of
+    invalid sequences does not make a file binary.
+    """
     if not head or b"\x00" in head:
         return False
-    sample = head[:4096]
-    try:
-        sample.decode("utf-8")
-        return True
-    except UnicodeDecodeError as exc:
-        # a multi-byte character cut at the end of the sample is still text
-        return exc.start >= len(sample) - 4
+    sample = head[:8192]
+    bad = sample.decode("utf-8", errors="replace").count("\ufffd")
+    return bad <= max(2, len(sample) // 100)
