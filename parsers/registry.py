@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
+
 from parsers.base import Parser
 from parsers.lines import LinesParser
 
@@ -43,3 +45,23 @@ def detect(head: bytes, path: Path) -> type[Parser] | None:
         if score > best_score:
             best, best_score = parser, score
     return best
+
+
+def table_schemas() -> dict[str, pa.Schema]:
+    """The Arrow schema of every table a registered parser fills (rules check fields against it).
+
+    A parser module declares its tables as ``SCHEMAS = {table: schema}``, or as one ``TABLE`` and
+    ``SCHEMA`` pair (like ``parsers.lines``); a parser class may instead carry ``TABLES``.
+    """
+    import sys
+
+    found: dict[str, pa.Schema] = {}
+    for parser in PARSERS.values():
+        module = sys.modules[parser.__module__]
+        declared = getattr(parser, "TABLES", None) or getattr(module, "SCHEMAS", None)
+        if isinstance(declared, dict):
+            found.update({k: v for k, v in declared.items() if isinstance(v, pa.Schema)})
+        table, schema = getattr(module, "TABLE", None), getattr(module, "SCHEMA", None)
+        if isinstance(table, str) and isinstance(schema, pa.Schema):
+            found.setdefault(table, schema)
+    return found
