@@ -137,6 +137,23 @@ def split_attribute(text: str | None) -> tuple[str | None, str | None]:
     return None, None
 
 
+_ATTRIBUTES = {
+    "proxyaddress": "ProxyAddresses",
+    "proxyaddresses": "ProxyAddresses",
+    "userprincipalname": "UserPrincipalName",
+    "sipproxyaddress": "SipProxyAddress",
+    "mail": "Mail",
+    "onpremisessecurityidentifier": "OnPremisesSecurityIdentifier",
+}
+
+
+def normalise_attribute(name: str | None) -> str | None:
+    """One spelling per attribute: Graph says ``ProxyAddress``, the sync engine ``ProxyAddresses``."""
+    if not name or not name.strip():
+        return None
+    return _ATTRIBUTES.get(name.strip().lower(), name.strip())
+
+
 def tracking_id(text: str | None) -> str | None:
     m = _TRACKING.search(text or "")
     return m.group(1).lower() if m else None

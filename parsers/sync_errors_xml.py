@@ -27,6 +27,7 @@ from parsers.sync_errors_common import (
     batched,
     extra_error_details,
     immutable_id_to_guid,
+    normalise_attribute,
     normalise_error_type,
     normalise_guid,
     parse_time,
@@ -193,7 +194,7 @@ def _row(element: ET.Element, detail: ET.Element, source: str, offset: int, line
         "error_type": normalise_error_type(
             _text(detail, "error-name"), _detail_value(detail, "error-type"), text=texts
         ),
-        "attribute": extra.get("AttributeConflictName") or attribute,
+        "attribute": normalise_attribute(extra.get("AttributeConflictName") or attribute),
         "conflicting_value": extra.get("AttributeConflictValues") or value,
         "dn": holo.get("onPremisesDistinguishedName") or element.get("cs-dn"),
         "upn": holo.get("userPrincipalName"),
