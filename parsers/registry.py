@@ -7,12 +7,26 @@ from pathlib import Path
 import pyarrow as pa
 
 from parsers.base import Parser
+from parsers.directory_users import AadUsersCsvParser, AdUsersCsvParser
+from parsers.hybrid_wizard import HybridWizardParser
 from parsers.lines import LinesParser
+from parsers.sync_errors_csv import SyncErrorsCsvParser
+from parsers.sync_errors_json import SyncErrorsJsonParser
+from parsers.sync_errors_mail import SyncErrorMailParser
+from parsers.sync_errors_xml import CsExportParser
 
 #: Every format knownfix reads, by name. Order matters only for equal sniff scores.
 #: ``lines`` is the fallback for any text file no other parser claims.
 PARSERS: dict[str, type[Parser]] = {
     LinesParser.name: LinesParser,
+    # identity (issue 4): AAD Connect sync errors, Hybrid wizard log, directory exports
+    CsExportParser.name: CsExportParser,
+    SyncErrorsCsvParser.name: SyncErrorsCsvParser,
+    SyncErrorsJsonParser.name: SyncErrorsJsonParser,
+    SyncErrorMailParser.name: SyncErrorMailParser,
+    HybridWizardParser.name: HybridWizardParser,
+    AdUsersCsvParser.name: AdUsersCsvParser,
+    AadUsersCsvParser.name: AadUsersCsvParser,
 }
 
 #: How many bytes of a file detection looks at.

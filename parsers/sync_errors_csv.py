@@ -64,7 +64,7 @@ ALIASES: dict[str, list[str]] = {
 _ERROR_MARKERS = {"errortype", "errorcategory", "propertycausingerror", "errorname"}
 
 
-def _flavour(keys: list[str]) -> str | None:
+def sync_error_flavour(keys: list[str]) -> str | None:
     if "propertycausingerror" in keys:
         return "graph_csv"
     if "errorcategory" in keys and "propertyname" in keys:
@@ -80,7 +80,7 @@ class SyncErrorsCsvParser(FileParser):
     @classmethod
     def sniff(cls, head: bytes, path: Path) -> int:
         keys = sniff_header(head)
-        return 90 if keys and _flavour(keys) else 0
+        return 90 if keys and sync_error_flavour(keys) else 0
 
     def parse_file(self, path: Path, *, source: str, batch_records: int = 50_000) -> Iterator[FileBatch]:
         size = path.stat().st_size
@@ -91,7 +91,7 @@ class SyncErrorsCsvParser(FileParser):
     def _items(self, path: Path, source: str) -> Iterator[dict[str, object] | Reject]:
         for header, recs in records(path):
             keys = [header_key(h) for h in header]
-            flavour = _flavour(keys) or "health_csv"
+            flavour = sync_error_flavour(keys) or "health_csv"
             index = {
                 target: next((keys.index(a) for a in names if a in keys), None)
                 for target, names in ALIASES.items()
