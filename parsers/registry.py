@@ -14,6 +14,7 @@ from parsers.sync_errors_csv import SyncErrorsCsvParser
 from parsers.sync_errors_json import SyncErrorsJsonParser
 from parsers.sync_errors_mail import SyncErrorMailParser
 from parsers.sync_errors_xml import CsExportParser
+from parsers.w3c import MessageTrackingParser, SmtpLogParser, W3CParser
 
 #: Every format knownfix reads, by name. Order matters only for equal sniff scores.
 #: ``lines`` is the fallback for any text file no other parser claims.
@@ -27,6 +28,9 @@ PARSERS: dict[str, type[Parser]] = {
     HybridWizardParser.name: HybridWizardParser,
     AdUsersCsvParser.name: AdUsersCsvParser,
     AadUsersCsvParser.name: AadUsersCsvParser,
+    SmtpLogParser.name: SmtpLogParser,
+    MessageTrackingParser.name: MessageTrackingParser,
+    W3CParser.name: W3CParser,
 }
 
 #: How many bytes of a file detection looks at.
