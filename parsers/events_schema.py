@@ -1,0 +1,405 @@
+"""The ``events`` table: one row per Windows event, whatever export it came from.
+
+Five exports (``.evtx``, wevtutil / Event Viewer XML, Event Viewer CSV and TXT, PowerShell
+``Export-Csv``) carry different subsets of the same event. Each parser fills the *base* columns it
+can (``EventColumns``); ``finish`` then derives, in one vectorised DuckDB pass shared by all of
+them, what rules search for: ``event_data_json``, the normalised error ``code`` (so
+``-2147023660`` and ``0x800704D4`` are the same value), Schannel's TLS ``alert_code`` and the
+CredSSP/LsaSrv ``target``. One derivation for every format is what makes the same event exported
+three ways land as the same row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from parsers.base import SOURCE_FIELDS, TIMESTAMP, FileParser
+
+EVENTS_TABLE = "events"
+
+EVENT_DATA = pa.map_(pa.string(), pa.string())
+
+#: Columns a parser fills; ``finish`` adds the derived ones.
+BASE_FIELDS: list[pa.Field] = [
+    pa.field("time_created", TIMESTAMP),
+    pa.field("computer", pa.string()),
+    pa.field("channel", pa.string()),
+    pa.field("provider", pa.string()),
+    pa.field("event_id", pa.int32()),
+    pa.field("qualifiers", pa.int32()),
+    pa.field("version", pa.int32()),
+    pa.field("level", pa.int32()),
+    pa.field("level_name", pa.string()),
+    pa.field("task", pa.int32()),
+    pa.field("task_name", pa.string()),
+    pa.field("opcode", pa.int32()),
+    pa.field("opcode_name", pa.string()),
+    pa.field("keywords", pa.string()),
+    pa.field("keyword_names", pa.string()),
+    pa.field("record_id", pa.int64()),
+    pa.field("process_id", pa.int64()),
+    pa.field("thread_id", pa.int64()),
+    pa.field("user_sid", pa.string()),
+    pa.field("message", pa.string()),
+    pa.field("event_data", EVENT_DATA),
+    pa.field("format", pa.string(), nullable=False),
+    pa.field("time_assumed_tz", pa.string()),
+    pa.field("raw", pa.string()),
+    *SOURCE_FIELDS,
+]
+BASE_SCHEMA = pa.schema(BASE_FIELDS)
+
+DERIVED_FIELDS: list[pa.Field] = [
+    pa.field("event_data_json", pa.string()),
+    pa.field("code", pa.string()),
+    pa.field("alert_code", pa.int32()),
+    pa.field("target", pa.string()),
+]
+
+_AFTER_EVENT_DATA = BASE_SCHEMA.get_field_index("event_data") + 1
+EVENTS_SCHEMA = pa.schema(BASE_FIELDS[:_AFTER_EVENT_DATA] + DERIVED_FIELDS + BASE_FIELDS[_AFTER_EVENT_DATA:])
+
+#: How much of a record's XML/JSON/text is kept in ``raw``.
+RAW_LIMIT = 32 * 1024
+
+LEVEL_NAMES = {0: "Information", 1: "Critical", 2: "Error", 3: "Warning", 4: "Information", 5: "Verbose"}
+LEVEL_NUMBERS = {"critical": 1, "error": 2, "warning": 3, "information": 4, "verbose": 5}
+
+#: Event data fields that hold the event's error code, best first (any numeric form).
+CODE_FIELDS = (
+    "ErrorCode",
+    "Error",
+    "ErrorValue",
+    "HResult",
+    "hr",
+    "Status",
+    "StatusCode",
+    "ResultCode",
+    "ReturnCode",
+    "FailureCode",
+    "SubStatus",
+)
+#: Fields whose code is written in hex without ``0x`` (CAPI2's ``<Result value="80092013">``).
+HEX_CODE_FIELDS = ("Result@value", "RevocationStatus@error", "Result@error")
+#: Fields naming the remote side of a failed authentication.
+TARGET_FIELDS = ("TargetName", "TargetServerName", "Target")
+
+
+# --- Python forms of the normalisations (reference for the SQL ones, and for tests) ----------
+
+
+def hex32(value: int) -> str:
+    """The canonical text of a 32-bit code: ``0x`` and eight upper-case hex digits."""
+    return f"0x{value & 0xFFFFFFFF:08X}"
+
+
+_ANY_HEX = re.compile(r"0[xX]0*([0-9A-Fa-f]{1,8})")
+_ANY_DEC = re.compile(r"-?\d{1,10}")
+_STRICT_HEX = re.compile(r"0[xX][89A-Fa-f][0-9A-Fa-f]{7}")
+_STRICT_DEC = re.compile(r"-\d{9,10}")
+
+
+def normalise_code(text: str | None, *, strict: bool = False) -> str | None:
+    """``-2147023660``, ``0x800704d4`` or ``2147943636`` -> ``'0x800704D4'``; None if not a code.
+
+    Zero (success) is not a code. ``strict`` accepts only the forms that are unmistakably an
+    HRESULT/NTSTATUS failure (eight hex digits with the high bit set, or a large negative
+    decimal), for scanning values and messages whose field name says nothing.
+    """
+    s = (text or "").strip()
+    if strict:
+        if _STRICT_HEX.fullmatch(s):
+            value = int(s, 16)
+            return None if value == 0xFFFFFFFF else hex32(value)
+        if _STRICT_DEC.fullmatch(s) and int(s) >= -(2**31):
+            return hex32(int(s))
+        return None
+    m = _ANY_HEX.fullmatch(s)
+    if m:
+        value = int(m.group(1), 16)
+        return hex32(value) if value else None
+    if _ANY_DEC.fullmatch(s):
+        value = int(s)
+        if value and -(2**31) <= value <= 0xFFFFFFFF:
+            return hex32(value)
+    return None
+
+
+def level_name(level: int | None) -> str | None:
+    return None if level is None else LEVEL_NAMES.get(level)
+
+
+def level_number(name: str | None) -> int | None:
+    return None if name is None else LEVEL_NUMBERS.get(name.strip().lower())
+
+
+def clean_message(text: str | None) -> str | None:
+    """Rendered messages with ``\\n`` line ends and no trailing blank space, whatever the export."""
+    if text is None:
+        return None
+    text = text.replace("\r\n", "\n").replace("\r", "\n").rstrip()
+    return text or None
+
+
+def clip(text: str | None, limit: int = RAW_LIMIT) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[:limit] + f"... [{len(text) - limit} more characters]"
+
+
+_SYSTEM_TIME = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?\s*(Z|[+-]\d{2}:?\d{2})?"
+)
+
+
+def parse_system_time(text: str | None) -> dt.datetime | None:
+    """``SystemTime`` (ISO 8601, up to 100 ns precision) -> UTC, truncated to microseconds."""
+    m = _SYSTEM_TIME.fullmatch((text or "").strip())
+    if not m:
+        return None
+    day, clock, frac, zone = m.groups()
+    micro = (frac or "").ljust(6, "0")[:6]
+    try:
+        value = dt.datetime.fromisoformat(f"{day}T{clock}.{micro}")
+    except ValueError:
+        return None
+    offset = dt.UTC if zone in (None, "Z") else dt.datetime.strptime(zone.replace(":", ""), "%z").tzinfo
+    return value.replace(tzinfo=offset).astimezone(dt.UTC)
+
+
+def event_data_text(value: Any) -> str:
+    """One event data value as text: JSON scalars the way Windows renders them in XML."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return "" if not value.strip() else value
+    return str(value)
+
+
+def put(data: dict[str, str], key: str, value: str) -> None:
+    """Add ``key`` to ``data``; a repeated name gets ``_2``, ``_3``... so nothing is overwritten."""
+    if key not in data:
+        data[key] = value
+        return
+    n = 2
+    while f"{key}_{n}" in data:
+        n += 1
+    data[f"{key}_{n}"] = value
+
+
+def flatten_json_event(event: Mapping[str, Any]) -> dict[str, str] | None:
+    """``EventData``/``UserData`` of an event in the evtx package's JSON form, as name -> text.
+
+    Named ``Data`` keep their names, unnamed ones are ``"1"``, ``"2"``... in order, ``Binary`` is
+    kept, and ``UserData``'s one wrapper element is dropped with its children's paths joined by
+    ``.`` (attributes as ``path@name``). The XML parser applies the same rules to elements.
+    """
+    data: dict[str, str] = {}
+    found = False
+    event_data = event.get("EventData")
+    if isinstance(event_data, Mapping):
+        found = True
+        _json_event_data(event_data, data)
+    elif event_data is not None:
+        found = True
+        put(data, "1", event_data_text(event_data))
+    user_data = event.get("UserData")
+    if isinstance(user_data, Mapping):
+        found = True
+        for key, wrapper in user_data.items():
+            if key == "#attributes":
+                continue
+            if isinstance(wrapper, Mapping):
+                _json_tree(wrapper, "", data)
+            else:
+                _json_value(key, wrapper, data)
+    return data if found else None
+
+
+def _json_event_data(event_data: Mapping[str, Any], data: dict[str, str]) -> None:
+    position = 0
+    for key, value in event_data.items():
+        if key == "#attributes":
+            continue
+        if key == "Binary":
+            if value not in (None, ""):
+                put(data, "Binary", event_data_text(value))
+            continue
+        if key == "Data":
+            texts = value.get("#text") if isinstance(value, Mapping) else value
+            items = texts if isinstance(texts, list) else [texts]
+            for item in items:
+                position += 1
+                put(data, str(position), event_data_text(item))
+            continue
+        position += 1
+        if isinstance(value, Mapping):
+            _json_tree(value, key, data)
+        elif isinstance(value, list):
+            for item in value:
+                _json_value(key, item, data)
+        else:
+            put(data, key, event_data_text(value))
+
+
+def _json_tree(node: Mapping[str, Any], path: str, data: dict[str, str]) -> None:
+    for key, value in node.items():
+        if key == "#attributes":
+            if isinstance(value, Mapping):
+                for name, attr in value.items():
+                    if name != "xmlns" and not name.startswith("xmlns:"):
+                        put(data, f"{path}@{name}", event_data_text(attr))
+            continue
+        if key == "#text":
+            _json_value(path, value, data)
+            continue
+        _json_value(f"{path}.{key}" if path else key, value, data)
+
+
+def _json_value(path: str, value: Any, data: dict[str, str]) -> None:
+    if isinstance(value, Mapping):
+        _json_tree(value, path, data)
+    elif isinstance(value, list):
+        for item in value:
+            _json_value(path, item, data)
+    else:
+        put(data, path, event_data_text(value))
+
+
+# --- building base columns row by row (the text formats) --------------------------------------
+
+
+class EventColumns:
+    """Column lists for the base fields, filled one event at a time by the text-export parsers."""
+
+    def __init__(self) -> None:
+        self.columns: dict[str, list[Any]] = {f.name: [] for f in BASE_FIELDS}
+
+    def __len__(self) -> int:
+        return len(self.columns["source_offset"])
+
+    def add(self, values: Mapping[str, Any]) -> None:
+        for name, column in self.columns.items():
+            column.append(values.get(name))
+
+    def table(self) -> pa.Table:
+        arrays = [pa.array(self.columns[f.name], f.type) for f in BASE_FIELDS]
+        return pa.Table.from_arrays(arrays, schema=BASE_SCHEMA)
+
+
+# --- the shared derivation ---------------------------------------------------------------------
+
+
+def _list_sql(items: Iterable[str]) -> str:
+    return ", ".join("'" + item.replace("'", "''") + "'" for item in items)
+
+
+#: SQL macros of the code normalisation; also defined in every query session (warehouse.macros).
+SQL_MACROS: list[str] = [
+    # any numeric form -> '0x%08X' (NULL for zero, text, or out of 32-bit range)
+    "CREATE OR REPLACE MACRO hresult(v) AS (CASE "
+    "WHEN regexp_full_match(trim(CAST(v AS VARCHAR)), '0[xX]0*[0-9A-Fa-f]{1,8}') "
+    "THEN NULLIF('0x' || upper(lpad(ltrim(substr(trim(CAST(v AS VARCHAR)), 3), '0'), 8, '0')), '0x00000000') "
+    "WHEN regexp_full_match(trim(CAST(v AS VARCHAR)), '-?[0-9]{1,10}') "
+    "AND TRY_CAST(trim(CAST(v AS VARCHAR)) AS BIGINT) BETWEEN -2147483648 AND 4294967295 "
+    "AND TRY_CAST(trim(CAST(v AS VARCHAR)) AS BIGINT) <> 0 "
+    "THEN printf('0x%08X', (TRY_CAST(trim(CAST(v AS VARCHAR)) AS BIGINT) + 4294967296) % 4294967296) "
+    "END)",
+    # only unmistakable failure codes: 0x8.......-0xF....... or a large negative decimal
+    "CREATE OR REPLACE MACRO hresult_strict(v) AS (CASE "
+    "WHEN regexp_full_match(trim(v), '0[xX][89A-Fa-f][0-9A-Fa-f]{7}') AND upper(trim(v)) <> '0XFFFFFFFF' "
+    "THEN '0x' || upper(substr(trim(v), 3)) "
+    "WHEN regexp_full_match(trim(v), '-[0-9]{9,10}') AND TRY_CAST(trim(v) AS BIGINT) >= -2147483648 "
+    "THEN printf('0x%08X', TRY_CAST(trim(v) AS BIGINT) + 4294967296) "
+    "END)",
+    # hex digits without 0x (CAPI2 writes result codes so)
+    "CREATE OR REPLACE MACRO hresult_hex(v) AS (CASE "
+    "WHEN regexp_full_match(trim(v), '[0-9A-Fa-f]{1,8}') THEN hresult('0x' || trim(v)) END)",
+]
+
+_CODE_SQL = f"""coalesce(
+    list_filter(list_transform([{_list_sql(CODE_FIELDS)}], lambda k: hresult(event_data[k])), lambda x: x IS NOT NULL)[1],
+    list_filter(list_transform([{_list_sql(HEX_CODE_FIELDS)}], lambda k: hresult_hex(event_data[k])),
+                lambda x: x IS NOT NULL)[1],
+    CASE WHEN provider = 'RasClient' AND event_id = 20227 THEN hresult(event_data['4']) END,
+    list_filter(list_transform(map_values(event_data), lambda v: hresult_strict(v)), lambda x: x IS NOT NULL)[1],
+    hresult(NULLIF(regexp_extract(message, '(?i)error code returned on failure is (-?[0-9]+|0x[0-9a-f]+)', 1), '')),
+    list_filter(list_transform(regexp_extract_all(message, '(?:^|[^0-9A-Za-z_-])(0[xX][0-9A-Fa-f]{{8}}|-[0-9]{{9,10}})\\b', 1),
+                               lambda v: hresult_strict(v)), lambda x: x IS NOT NULL)[1]
+)"""
+
+_TARGET_SQL = f"""coalesce(
+    list_filter(list_transform([{_list_sql(TARGET_FIELDS)}], lambda k: NULLIF(NULLIF(trim(event_data[k]), ''), '-')),
+                lambda x: x IS NOT NULL)[1],
+    CASE WHEN provider = 'LsaSrv' AND event_id = 6041 THEN NULLIF(trim(event_data['1']), '') END,
+    NULLIF(regexp_extract(message, 'CredSSP authentication to (\\S+) failed', 1), '')
+)"""
+
+_ALERT_SQL = """coalesce(
+    TRY_CAST(event_data['AlertDesc'] AS INTEGER),
+    TRY_CAST(NULLIF(regexp_extract(message, 'fatal (?:alert|error) code is ([0-9]+)', 1), '') AS INTEGER)
+)"""
+
+_LEVEL_SQL = "coalesce(level, CASE lower(trim(level_name)) {} END)".format(
+    " ".join(f"WHEN '{k}' THEN {v}" for k, v in LEVEL_NUMBERS.items())
+)
+_LEVEL_NAME_SQL = "coalesce(level_name, CASE level {} END)".format(
+    " ".join(f"WHEN {k} THEN '{v}'" for k, v in LEVEL_NAMES.items())
+)
+
+_DERIVE_SQL = f"""SELECT
+    _row,
+    {_LEVEL_SQL} AS level,
+    {_LEVEL_NAME_SQL} AS level_name,
+    CASE WHEN event_data IS NOT NULL THEN CAST(to_json(event_data) AS VARCHAR) END AS event_data_json,
+    {_CODE_SQL} AS code,
+    {_ALERT_SQL} AS alert_code,
+    {_TARGET_SQL} AS target
+FROM base"""
+
+#: What ``finish`` reads from the base table (the rest passes through untouched, zero-copy).
+_DERIVE_INPUTS = ["level", "level_name", "event_data", "provider", "event_id", "message"]
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """A private in-memory DuckDB with the code macros, for one parse (not shared across threads)."""
+    con = duckdb.connect()
+    for macro in SQL_MACROS:
+        con.execute(macro)
+    return con
+
+
+def finish(con: duckdb.DuckDBPyConnection, base: pa.Table) -> pa.Table:
+    """Base columns -> the full ``events`` schema, with the derived columns computed in one pass."""
+    if base.num_rows == 0:
+        return EVENTS_SCHEMA.empty_table()
+    order = pa.array(np.arange(base.num_rows, dtype=np.int64))
+    inputs = base.select(_DERIVE_INPUTS).append_column("_row", order)
+    con.register("base", inputs)
+    try:
+        derived = con.sql(_DERIVE_SQL).to_arrow_table()
+    finally:
+        con.unregister("base")
+    if not derived.column("_row").equals(pa.chunked_array([order])):
+        # DuckDB keeps simple projections in order; sort back should that ever change
+        derived = derived.sort_by("_row")
+    columns: dict[str, pa.ChunkedArray | pa.Array] = {name: base.column(name) for name in base.column_names}
+    for name in derived.column_names:
+        columns[name] = derived.column(name)
+    arrays = [columns[f.name].cast(f.type) for f in EVENTS_SCHEMA]
+    return pa.Table.from_arrays(arrays, schema=EVENTS_SCHEMA)
+
+
+class EventsParser(FileParser):
+    """Common face of the Windows event formats: they all fill ``events``."""
+
+    TABLES: ClassVar[dict[str, pa.Schema]] = {EVENTS_TABLE: EVENTS_SCHEMA}
