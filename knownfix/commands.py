@@ -6,7 +6,11 @@ from collections.abc import Callable
 
 import typer
 
+from knownfix.identity_cli import register as register_identity
+
 Registrar = Callable[[typer.Typer], None]
 
 #: Each entry adds commands to the root app, e.g. ``knownfix rules ...``.
-REGISTRARS: list[Registrar] = []
+REGISTRARS: list[Registrar] = [
+    register_identity,
+]
