@@ -7,10 +7,12 @@ from collections.abc import Callable
 import typer
 
 from knownfix.identity_cli import register as register_identity
+from knownfix.tickets_cli import register as register_tickets
 
 Registrar = Callable[[typer.Typer], None]
 
 #: Each entry adds commands to the root app, e.g. ``knownfix rules ...``.
 REGISTRARS: list[Registrar] = [
     register_identity,
+    register_tickets,
 ]

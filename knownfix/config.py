@@ -15,6 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from knownfix.errors import ConfigError
+from tickets.config import TicketsConfig
+from tickets.registry import SinkConfig
 
 DEFAULT_WAREHOUSE = Path("knownfix-data")
 DEFAULT_CONFIG_NAME = "knownfix.yaml"
@@ -33,8 +35,8 @@ class Config(BaseModel):
     #: Sections owned by the tailer and the ticket sinks; validated by their own models.
     sources: list[dict[str, Any]] = Field(default_factory=list)
     tail: dict[str, Any] = Field(default_factory=dict)
-    sinks: list[dict[str, Any]] = Field(default_factory=list)
-    tickets: dict[str, Any] = Field(default_factory=dict)
+    sinks: list[SinkConfig] = Field(default_factory=list)
+    tickets: TicketsConfig = Field(default_factory=TicketsConfig)
 
 
 def config_path(flag: Path | None) -> Path | None:

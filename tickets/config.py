@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s|ms)")
 _UNIT = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
@@ -31,10 +31,26 @@ def parse_duration(value: Any) -> Any:
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 
 
-class RetryConfig(BaseModel):
-    """Retries of transient failures inside one dispatch pass, then across passes."""
+class Section(BaseModel):
+    """A config section that names the valid keys when it meets an unknown one (a typo)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = [k for k in data if k not in cls.model_fields]
+            if unknown:
+                kind = data.get("type") if isinstance(data.get("type"), str) else None
+                what = f"a {kind} sink" if kind else "this section"
+                valid = ", ".join(cls.model_fields)
+                raise ValueError(f"unknown key {unknown[0]!r} for {what} (valid keys: {valid})")
+        return data
+
+
+class RetryConfig(Section):
+    """Retries of transient failures inside one dispatch pass, then across passes."""
 
     #: tries of one request within a pass (first try included)
     attempts: int = Field(default=4, ge=1, le=20)
@@ -46,10 +62,8 @@ class RetryConfig(BaseModel):
     max_wait: Duration = 120.0
 
 
-class TicketsConfig(BaseModel):
+class TicketsConfig(Section):
     """How hits become tickets, whatever the sink."""
-
-    model_config = ConfigDict(extra="forbid")
 
     #: at most one update (comment) per ticket per interval; hits in between are summed
     update_interval: Duration = 300.0
@@ -62,10 +76,8 @@ class TicketsConfig(BaseModel):
     retry: RetryConfig = Field(default_factory=RetryConfig)
 
 
-class SinkSettings(BaseModel):
+class SinkSettings(Section):
     """Options every sink has."""
-
-    model_config = ConfigDict(extra="forbid")
 
     #: distinct name when two sinks share a type (state and ``tickets list`` use it)
     name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,40}$")
