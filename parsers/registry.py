@@ -66,17 +66,23 @@ def detect(head: bytes, path: Path) -> type[Parser] | None:
 
 
 def table_schemas() -> dict[str, pa.Schema]:
-    """The Arrow schema of every table a registered parser fills (rules check fields against it).
+    """The Arrow schema of every fixed-schema table the parsers fill (rules check fields against it).
 
-    A parser module declares its tables as ``SCHEMAS = {table: schema}``, or as one ``TABLE`` and
-    ``SCHEMA`` pair (like ``parsers.lines``); a parser class may instead carry ``TABLES``.
+    A parser class may carry ``TABLES = {table: schema}``; a module of this package may declare
+    ``SCHEMAS = {table: schema}`` or one ``TABLE`` and ``SCHEMA`` pair (like ``parsers.lines``).
+    Tables whose columns come from a log's own header (IIS, message tracking) have none here.
     """
     import sys
 
     found: dict[str, pa.Schema] = {}
     for parser in PARSERS.values():
-        module = sys.modules[parser.__module__]
-        declared = getattr(parser, "TABLES", None) or getattr(module, "SCHEMAS", None)
+        declared = getattr(parser, "TABLES", None)
+        if isinstance(declared, dict):
+            found.update({k: v for k, v in declared.items() if isinstance(v, pa.Schema)})
+    for name, module in sorted(sys.modules.items()):
+        if not name.startswith("parsers.") or module is None:
+            continue
+        declared = getattr(module, "SCHEMAS", None)
         if isinstance(declared, dict):
             found.update({k: v for k, v in declared.items() if isinstance(v, pa.Schema)})
         table, schema = getattr(module, "TABLE", None), getattr(module, "SCHEMA", None)
