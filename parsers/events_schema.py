@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
@@ -174,14 +175,23 @@ def parse_system_time(text: str | None) -> dt.datetime | None:
     return value.replace(tzinfo=offset).astimezone(dt.UTC)
 
 
+_BLANK = re.compile(r"[\t\n\f\r ]*")
+
+
 def event_data_text(value: Any) -> str:
-    """One event data value as text: JSON scalars the way Windows renders them in XML."""
+    """One event data value as text: JSON scalars the way Windows renders them in XML.
+
+    Blank values are empty and line ends are ``\\n``, as an XML parser reads them, so the binary
+    log and its XML export give the same text.
+    """
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return "" if not value.strip() else value
+        if _BLANK.fullmatch(value):
+            return ""
+        return value.replace("\r\n", "\n").replace("\r", "\n") if "\r" in value else value
     return str(value)
 
 
@@ -201,20 +211,17 @@ def flatten_json_event(event: Mapping[str, Any]) -> dict[str, str] | None:
 
     Named ``Data`` keep their names, unnamed ones are ``"1"``, ``"2"``... in order, ``Binary`` is
     kept, and ``UserData``'s one wrapper element is dropped with its children's paths joined by
-    ``.`` (attributes as ``path@name``). The XML parser applies the same rules to elements.
+    ``.`` (attributes as ``path@name``). No values at all is None. The XML parser applies the
+    same rules to elements.
     """
     data: dict[str, str] = {}
-    found = False
     event_data = event.get("EventData")
     if isinstance(event_data, Mapping):
-        found = True
         _json_event_data(event_data, data)
     elif event_data is not None:
-        found = True
         put(data, "1", event_data_text(event_data))
     user_data = event.get("UserData")
     if isinstance(user_data, Mapping):
-        found = True
         for key, wrapper in user_data.items():
             if key == "#attributes":
                 continue
@@ -222,7 +229,7 @@ def flatten_json_event(event: Mapping[str, Any]) -> dict[str, str] | None:
                 _json_tree(wrapper, "", data)
             else:
                 _json_value(key, wrapper, data)
-    return data if found else None
+    return data or None
 
 
 def _json_event_data(event_data: Mapping[str, Any], data: dict[str, str]) -> None:
@@ -370,12 +377,24 @@ FROM base"""
 _DERIVE_INPUTS = ["level", "level_name", "event_data", "provider", "event_id", "message"]
 
 
+_shared: duckdb.DuckDBPyConnection | None = None
+_shared_lock = threading.Lock()
+
+
 def connect() -> duckdb.DuckDBPyConnection:
-    """A private in-memory DuckDB with the code macros, for one parse (not shared across threads)."""
-    con = duckdb.connect()
-    for macro in SQL_MACROS:
-        con.execute(macro)
-    return con
+    """A DuckDB cursor with the code macros, for one parse (one thread); close it when done.
+
+    Cursors of one in-memory database share its macros but not their registered tables, and
+    cost microseconds where a new database costs tens of milliseconds per file.
+    """
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            con = duckdb.connect()
+            for macro in SQL_MACROS:
+                con.execute(macro)
+            _shared = con
+        return _shared.cursor()
 
 
 def finish(con: duckdb.DuckDBPyConnection, base: pa.Table) -> pa.Table:

@@ -95,7 +95,8 @@ WITH r AS (
         END AS shape
     FROM s
 )
-SELECT
+SELECT * REPLACE (CASE WHEN cardinality(event_data) = 0 THEN NULL ELSE event_data END AS event_data)
+FROM (SELECT
     CAST(regexp_replace(v[11], '(\\.[0-9]{{6}})[0-9]+', '\\1') AS TIMESTAMPTZ) AS time_created,
     v[16] AS computer,
     v[15] AS channel,
@@ -118,7 +119,8 @@ SELECT
                         (e.value IS NULL OR e.value = '""'))),
             lambda e: {{'key': e.key, 'value': CASE WHEN e.value IS NULL THEN ''
                         WHEN regexp_full_match(json_extract_string(e.value, '$'), '[\\t\\n\\f\\r ]*') THEN ''
-                        ELSE json_extract_string(e.value, '$') END}}))
+                        ELSE replace(replace(json_extract_string(e.value, '$'), chr(13) || chr(10), chr(10)),
+                                     chr(13), chr(10)) END}}))
         WHEN shape = 'unnamed' AND list_bool_and(list_transform(map_keys(m),
              lambda x: x IN ('Data', 'Binary', '#attributes'))) THEN (
             WITH_ORDINALITY_PLACEHOLDER
@@ -127,7 +129,7 @@ SELECT
     has_ud OR (m IS NOT NULL AND shape IS NULL) OR (shape = 'unnamed' AND NOT list_bool_and(
         list_transform(map_keys(m), lambda x: x IN ('Data', 'Binary', '#attributes'))))
         OR (ed IS NOT NULL AND m IS NULL) AS py
-FROM k
+FROM k)
 """
 
 
@@ -139,7 +141,10 @@ def _unnamed_sql() -> str:
         "WHEN json_type(m['Data']) = 'OBJECT' THEN [json_extract_string(m['Data'], '$.\"#text\"')] "
         "ELSE [json_extract_string(m['Data'], '$')] END"
     )
-    clean = "CASE WHEN x IS NULL OR regexp_full_match(x, '[\\t\\n\\f\\r ]*') THEN '' ELSE x END"
+    clean = (
+        "CASE WHEN x IS NULL OR regexp_full_match(x, '[\\t\\n\\f\\r ]*') THEN '' "
+        "ELSE replace(replace(x, chr(13) || chr(10), chr(10)), chr(13), chr(10)) END"
+    )
     return (
         f"map_from_entries(list_concat("
         f"list_transform({texts}, lambda x, i: {{'key': CAST(i AS VARCHAR), 'value': {clean}}}), "
