@@ -2,7 +2,8 @@
 
 Files are read in bounded chunks, parsed, and committed in batches that may span many small files
 (one Delta commit per table per batch, not per file). Each file resumes at its committed
-position, so running ingest twice over the same files adds nothing.
+position, found by its content (``ingest.identity``), so running ingest twice over the same
+files adds nothing, and a rotated copy of a file already read adds only what it holds beyond.
 """
 
 from __future__ import annotations
@@ -11,12 +12,21 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
-from ingest.identity import fingerprint_bytes
+from ingest.identity import (
+    FINGERPRINT_BYTES,
+    Identity,
+    Registry,
+    digest,
+    load_registry,
+    rotated_name,
+    tail_window,
+)
 from ingest.reader import DEFAULT_CHUNK_BYTES, read_chunks
 from parsers.base import FileParser, ParseOptions, ParseResult, StreamParser
-from parsers.registry import SNIFF_BYTES, detect
-from warehouse.commit import CommitSummary, FileProgress, commit, resume_position
+from parsers.registry import SNIFF_BYTES, detect, parser_for
+from warehouse.commit import CommitSummary, FileProgress, commit
 from warehouse.store import Warehouse
 
 #: Commit once pending parsed bytes reach this (bounds memory) ...
@@ -86,6 +96,7 @@ class Batcher:
         self.wh, self.stats, self.hook, self.batch_bytes = wh, stats, hook, batch_bytes
         self.options = options or ParseOptions()
         self.pending: list[tuple[FileProgress, ParseResult]] = []
+        self.registry = Registry()
         self.pending_bytes = 0
 
     def add(self, progress: FileProgress, result: ParseResult, nbytes: int) -> None:
@@ -104,6 +115,36 @@ class Batcher:
             self.hook(summary)
 
 
+def resolve_identity(registry: Registry, path: Path, head: bytes, f: BinaryIO, size: int) -> Identity:
+    """The identity of a file about to be read once: a known one it still holds, else a new one.
+
+    Same rules as the tailer (``ingest.identity``): the first bytes and the bytes before the
+    checkpoint must both match, so a rotated copy is not read twice and a file truncated and
+    written again is read anew.
+    """
+    candidates = sorted(registry.candidates(head), key=lambda c: (c.path != str(path), -c.position))
+    for cand in candidates:
+        if (
+            cand.fp_len < FINGERPRINT_BYTES
+            and cand.path != str(path)
+            and not rotated_name(path, Path(cand.path))
+        ):
+            continue  # equal first bytes of small, unrelated files are weak evidence
+        if cand.position == 0 or (cand.tail is None and cand.tail_raw is None):
+            return cand
+        if size < cand.position:
+            continue
+        start, n = tail_window(cand.position)
+        f.seek(start)
+        data = f.read(n)
+        if (cand.tail_raw is not None and data == cand.tail_raw) or digest(data) == cand.tail:
+            cand.tail_raw = data
+            return cand
+    ident = registry.create(head, str(path))
+    ident.tail_raw = b""
+    return ident
+
+
 def ingest_file(
     batcher: Batcher,
     path: Path,
@@ -118,20 +159,23 @@ def ingest_file(
         size = path.stat().st_size
         with path.open("rb") as f:
             head = f.read(SNIFF_BYTES)
+            ident = resolve_identity(batcher.registry, path, head, f, size) if head else None
     except OSError as exc:
         stats.unreadable.append(Skipped(str(path), f"cannot read: {exc.strerror or exc}"))
         return
-    if not head:
+    if ident is None:
         stats.skipped.append(Skipped(str(path), "empty file"))
         return
-    parser_cls = detect(head, path)
+    parser_cls = parser_for(ident.format) if ident.format else detect(head, path)
     if parser_cls is None:
         stats.skipped.append(Skipped(str(path), "binary content that no format claims"))
         return
-    ident = fingerprint_bytes(head)
-    start = resume_position(batcher.wh, ident.file_id)
-    source = str(path)
+    ident.learn_head(head)
+    batcher.registry.refresh(ident)
+    ident.path = source = str(path)
+    start = ident.position
     parser = parser_cls(batcher.options)
+    ident.format = parser.name
     if isinstance(parser, StreamParser):
         if start >= size:
             return
@@ -144,9 +188,8 @@ def ingest_file(
                         parser.skip(chunk.data, state=state)
                 for chunk in read_chunks(f, start, chunk_bytes=chunk_bytes):
                     result = parser.parse(chunk.data, source=source, base_offset=chunk.start, state=state)
-                    done = FileProgress(
-                        ident.file_id, source, parser.name, chunk.start, chunk.end, size, chunk.end >= size
-                    )
+                    ident.advance(chunk.start, chunk.data)
+                    done = ident.progress(source, parser.name, chunk.start, size, chunk.end >= size)
                     batcher.add(done, result, len(chunk.data))
                     stats.bytes_read += len(chunk.data)
                     if progress is not None:
@@ -155,7 +198,7 @@ def ingest_file(
             stats.unreadable.append(Skipped(source, f"read failed: {exc.strerror or exc}"))
         return
     assert isinstance(parser, FileParser)
-    if start >= 1 and _complete(batcher.wh, ident.file_id, start):
+    if ident.complete:
         return
     stats.files_read += 1
     previous = 0
@@ -164,34 +207,18 @@ def ingest_file(
             if batch.position <= start:
                 previous = batch.position
                 continue
-            done = FileProgress(ident.file_id, source, parser.name, previous, batch.position, size, False)
-            batcher.add(done, batch.result, 0)
+            ident.position = batch.position
+            batcher.add(ident.progress(source, parser.name, previous, size, False), batch.result, 0)
             previous = batch.position
         # mark the file complete with an empty final batch at its last position
-        batcher.add(
-            FileProgress(ident.file_id, source, parser.name, previous, max(previous, start), size, True),
-            ParseResult(),
-            0,
-        )
+        ident.position = max(previous, start)
+        ident.complete = True
+        batcher.add(ident.progress(source, parser.name, previous, size, True), ParseResult(), 0)
     except OSError as exc:
         stats.unreadable.append(Skipped(source, f"read failed: {exc.strerror or exc}"))
     stats.bytes_read += size
     if progress is not None:
         progress(size)
-
-
-def _complete(wh: Warehouse, file_id: str, position: int) -> bool:
-    """Whether a whole-file format's file was fully committed (its last progress row says so)."""
-    from warehouse.query import connect  # local: only needed for whole-file formats on re-runs
-
-    con = connect(wh, tables=["files"])
-    try:
-        row = con.execute(
-            "select bool_or(complete) from files where file_id = ? and position = ?", [file_id, position]
-        ).fetchone()
-    finally:
-        con.close()
-    return bool(row and row[0])
 
 
 def ingest_paths(
@@ -207,6 +234,7 @@ def ingest_paths(
     """Ingest every file under ``paths``; the caller holds the writer lock."""
     stats = IngestStats()
     batcher = Batcher(wh, stats, after_commit, batch_bytes, options)
+    batcher.registry = load_registry(wh)
     for path in walk(paths):
         ingest_file(batcher, path, chunk_bytes=chunk_bytes, progress=progress)
     batcher.flush()

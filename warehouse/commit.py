@@ -39,6 +39,11 @@ FILES_SCHEMA = pa.schema(
         pa.field("rejects", pa.int64(), nullable=False),
         pa.field("complete", pa.bool_(), nullable=False),
         pa.field("committed_at", TIMESTAMP, nullable=False),
+        # identity evidence at ``position`` (see ingest.identity): digest of the first
+        # ``fingerprint_bytes`` bytes and of the bytes just before ``position``
+        pa.field("fingerprint", pa.string()),
+        pa.field("fingerprint_bytes", pa.int64()),
+        pa.field("tail_digest", pa.string()),
     ]
 )
 
@@ -54,6 +59,11 @@ class FileProgress:
     position: int
     size: int | None = None
     complete: bool = False
+    #: Identity evidence stored with the checkpoint, so a restart can tell a rotated copy, a
+    #: truncated-and-regrown file and a different file with the same header apart.
+    fingerprint: str | None = None
+    fingerprint_bytes: int | None = None
+    tail_digest: str | None = None
 
 
 @dataclass
@@ -118,6 +128,9 @@ def commit(wh: Warehouse, batch: list[tuple[FileProgress, ParseResult]]) -> Comm
                 "rejects": r.rejects.num_rows,
                 "complete": p.complete,
                 "committed_at": now,
+                "fingerprint": p.fingerprint,
+                "fingerprint_bytes": p.fingerprint_bytes,
+                "tail_digest": p.tail_digest,
             }
             for p, r in batch
         ],

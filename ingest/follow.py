@@ -1,0 +1,563 @@
+"""Following files: one tracker per physical file, identities across rotation and truncation.
+
+A ``Tracker`` is a file on disk (device + inode) with an open descriptor, so a file renamed or
+deleted while being read is read to its end. What it reads belongs to an ``Identity`` (the
+content, see ``ingest.identity``): a rename keeps both; a copy (copytruncate's ``x.log.1``, or
+``x.log.1.gz``) is a second tracker of the same identity, which waits while the first one reads
+and takes over, at the position reached, when the first lets go; a truncation ends the identity
+on that file and its new content is a new generation read from 0.
+"""
+
+from __future__ import annotations
+
+import enum
+import stat
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ingest.identity import (
+    FINGERPRINT_BYTES,
+    TAIL_BYTES,
+    Identity,
+    Registry,
+    digest,
+    rotated_name,
+    tail_window,
+)
+from ingest.logs import EventLog
+from ingest.reader import GzipUnreadable, Source, SourceGone, open_source, take_lines
+from ingest.settings import TailConfig
+from ingest.status import StatusBook
+from ingest.watch import Source as Origin
+from parsers.base import FileBatch, FileParser, ParseOptions, Parser, ParseResult, StreamParser
+from parsers.registry import SNIFF_BYTES, detect, parser_for
+from warehouse.commit import FileProgress
+
+
+class Phase(enum.Enum):
+    NEW = "new"  # content not yet matched to an identity
+    WAITING = "waiting"  # too early to decide (empty, settling, maybe a copy being written)
+    SHADOW = "shadow"  # a copy of an identity another tracker is reading
+    READING = "reading"
+    DONE = "done"  # finished (archive read, whole-file format read, binary, vanished)
+
+
+@dataclass
+class Piece:
+    """Parsed bytes of one identity, waiting for the next commit."""
+
+    progress: FileProgress
+    result: ParseResult
+    nbytes: int
+    ident: Identity
+
+
+@dataclass(eq=False)
+class Tracker:
+    path: Path
+    key: tuple[int, int]
+    origin: Origin | None
+    initial: bool  # found by the first scan: the source's start_position applies
+    handle: Source | None = None
+    ident: Identity | None = None
+    phase: Phase = Phase.NEW
+    last_size: int = -1
+    last_mtime: int = -1
+    last_change: float = field(default_factory=time.monotonic)
+    last_used: float = 0.0
+    excluded: set[str] = field(default_factory=set)
+    shadow_of: Identity | None = None
+    orphan: bool = False  # its path now leads elsewhere (renamed away or deleted)
+    deleted: bool = False
+    note: str = ""
+    hot: bool = True
+    due: float | None = None
+    batches: Iterator[FileBatch] | None = None
+    batch_start: int = 0
+
+    @property
+    def compressed(self) -> bool:
+        return self.handle is not None and self.handle.compressed
+
+
+class Follower:
+    """All trackers, the identity registry, and the reading of new bytes into pieces."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        settings: TailConfig,
+        options: ParseOptions,
+        log: EventLog,
+        book: StatusBook,
+    ) -> None:
+        self.registry, self.settings, self.options, self.log, self.book = (
+            registry,
+            settings,
+            options,
+            log,
+            book,
+        )
+        self.trackers: dict[tuple[int, int], Tracker] = {}
+        self.by_path: dict[Path, Tracker] = {}
+        self.open_count = 0
+
+    # ---- discovery -------------------------------------------------------------------------
+
+    def observe(self, path: Path, origin: Origin | None, *, initial: bool = False) -> None:
+        """Look at ``path`` after an event or a scan; ``origin`` is None if no source reads it."""
+        try:
+            st = path.stat()
+        except OSError:
+            gone = self.by_path.get(path)
+            if gone is not None:
+                gone.orphan, gone.hot = True, True
+            return
+        if not stat.S_ISREG(st.st_mode):
+            return
+        key = (st.st_dev, st.st_ino)
+        tr = self.trackers.get(key)
+        if tr is not None:
+            if tr.path != path:
+                self.log.info("renamed", old=str(tr.path), new=str(path), file_id=self._fid(tr))
+                if self.by_path.get(tr.path) is tr:
+                    del self.by_path[tr.path]
+                tr.path, tr.orphan = path, False
+                self._take_path(tr)
+            if tr.phase is Phase.DONE and (st.st_size, st.st_mtime_ns) != (tr.last_size, tr.last_mtime):
+                tr.phase = Phase.NEW  # a finished file changed: look again
+                self._close(tr)
+            tr.hot = True
+            return
+        if origin is None:
+            return
+        tr = Tracker(path, key, origin, initial)
+        self.trackers[key] = tr
+        self._take_path(tr)
+
+    def _take_path(self, tr: Tracker) -> None:
+        previous = self.by_path.get(tr.path)
+        if previous is not None and previous is not tr:
+            previous.orphan, previous.hot = True, True
+        self.by_path[tr.path] = tr
+
+    def origin_of(self, path: Path) -> Origin | None:
+        tr = self.by_path.get(path)
+        return tr.origin if tr is not None else None
+
+    def wake_all(self) -> None:
+        for tr in self.trackers.values():
+            tr.hot = True
+
+    # ---- scheduling ------------------------------------------------------------------------
+
+    def due(self, now: float) -> list[Tracker]:
+        return [t for t in self.trackers.values() if t.hot or (t.due is not None and t.due <= now)]
+
+    def next_due(self) -> float | None:
+        times = [t.due for t in self.trackers.values() if t.due is not None]
+        return min(times) if times else None
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    def service(self, tr: Tracker, now: float) -> tuple[list[Piece], bool]:
+        """Read what is new in ``tr``; returns pieces and whether more is ready right now."""
+        tr.hot, tr.due = False, None
+        if tr.phase is Phase.DONE:
+            return [], False
+        try:
+            if not self._open(tr, now):
+                return [], False
+            assert tr.handle is not None
+            st = tr.handle.stat()
+            tr.deleted = st.st_nlink == 0
+            if (st.st_size, st.st_mtime_ns) != (tr.last_size, tr.last_mtime):
+                tr.last_size, tr.last_mtime, tr.last_change = st.st_size, st.st_mtime_ns, now
+            pieces: list[Piece] = []
+            if tr.ident is None and not self._resolve(tr, now, pieces):
+                return pieces, False
+            assert tr.ident is not None
+            if isinstance(tr.ident.parser, FileParser):
+                return self._whole(tr, now)
+            got, more = self._stream(tr, now)
+            return pieces + got, more
+        except GzipUnreadable as exc:
+            if now - tr.last_change < self.settings.settle_time:
+                tr.due = tr.last_change + self.settings.settle_time
+                tr.note = "gzip not complete yet"
+            else:
+                self._finish(tr, f"unreadable: {exc}")
+                self.book.error(str(exc), path=str(tr.path))
+                self.log.warning("gzip_unreadable", path=str(tr.path), error=str(exc))
+            return [], False
+        except (SourceGone, FileNotFoundError):
+            tr.orphan = True
+            self._drop_handle(tr)
+            self._finish(tr, "vanished")
+            return [], False
+        except OSError as exc:
+            tr.note = f"read failed: {exc.strerror or exc}"
+            tr.due = now + self.settings.settle_time
+            self.book.error(tr.note, path=str(tr.path))
+            self.log.warning("read_failed", path=str(tr.path), error=str(exc))
+            return [], False
+
+    def _stream(self, tr: Tracker, now: float) -> tuple[list[Piece], bool]:
+        ident = tr.ident
+        assert ident is not None and tr.handle is not None
+        size = tr.handle.size()
+        if size is not None:
+            if size < ident.position or not self._tail_intact(tr, ident):
+                self._truncated(tr, ident, size, now)
+                return [], size > 0
+            if size == ident.position:
+                self._idle(tr, now)
+                return [], False
+        idle = now - tr.last_change >= self.settings.partial_line_timeout
+        data = take_lines(tr.handle, ident.position, self.settings.chunk_bytes, final=size is None or idle)
+        if not data:
+            if size is None:  # the archive is read to its end
+                self._finish(tr, "archive read")
+            else:
+                tr.due = tr.last_change + self.settings.partial_line_timeout
+                tr.note = "waiting for the end of the last line"
+            return [], False
+        start = ident.position
+        parser = ident.parser
+        assert isinstance(parser, StreamParser)
+        result = parser.parse(data, source=str(tr.path), base_offset=start, state=ident.state)
+        ident.advance(start, data)
+        self.registry.refresh(ident)
+        tr.last_used, tr.note = now, ""
+        shown_size = size if size is not None else ident.position
+        piece = Piece(
+            ident.progress(str(tr.path), parser.name, start, shown_size, False), result, len(data), ident
+        )
+        return [piece], size is None or ident.position < size
+
+    def _whole(self, tr: Tracker, now: float) -> tuple[list[Piece], bool]:
+        """A whole-file format, read in bounded batches once the file stopped changing."""
+        ident = tr.ident
+        assert ident is not None and isinstance(ident.parser, FileParser)
+        if tr.batches is None:
+            if now - tr.last_change < self.settings.settle_time:
+                tr.due, tr.note = tr.last_change + self.settings.settle_time, "waiting for the file to settle"
+                return [], False
+            if tr.compressed:
+                self._finish(tr, "compressed whole-file formats are not read; decompress it")
+                return [], False
+            tr.batches, tr.batch_start = iter(ident.parser.parse_file(tr.path, source=str(tr.path))), 0
+        for batch in tr.batches:
+            start, tr.batch_start = tr.batch_start, batch.position
+            if batch.position <= ident.position:
+                continue
+            ident.position = batch.position
+            progress = ident.progress(str(tr.path), ident.parser.name, start, tr.last_size, False)
+            return [Piece(progress, batch.result, 0, ident)], True
+        ident.position = max(ident.position, tr.batch_start)
+        ident.complete = True
+        progress = ident.progress(str(tr.path), ident.parser.name, tr.batch_start, tr.last_size, True)
+        self._finish(tr, "read")
+        return [Piece(progress, ParseResult(), 0, ident)], False
+
+    def _tail_intact(self, tr: Tracker, ident: Identity) -> bool:
+        """Whether the bytes before the position are still those read (not truncated and regrown)."""
+        if ident.position == 0 or (ident.tail_raw is None and ident.tail is None):
+            return True
+        assert tr.handle is not None
+        start, n = tail_window(ident.position)
+        data = tr.handle.read_at(start, n)
+        if ident.tail_raw is not None:
+            return data == ident.tail_raw
+        if digest(data) == ident.tail:
+            ident.tail_raw = data
+            return True
+        return False
+
+    def _truncated(self, tr: Tracker, ident: Identity, size: int, now: float) -> None:
+        self.log.info(
+            "truncated", path=str(tr.path), file_id=ident.file_id, position=ident.position, size=size
+        )
+        self._release(tr)
+        tr.excluded.add(ident.file_id)
+        tr.phase = Phase.NEW
+        tr.hot = size > 0
+
+    def _idle(self, tr: Tracker, now: float) -> None:
+        """A fully read file: let go of it once it was deleted or renamed away and stays quiet."""
+        tr.note = ""
+        if tr.deleted or tr.orphan:
+            if now - tr.last_change >= self.settings.close_inactive:
+                self._finish(tr, "deleted" if tr.deleted else "moved away")
+                self._forget(tr)
+            else:
+                tr.due = tr.last_change + self.settings.close_inactive
+
+    # ---- identity --------------------------------------------------------------------------
+
+    def _resolve(self, tr: Tracker, now: float, pieces: list[Piece]) -> bool:
+        """Match the file to a known identity, wait, or start a new one; True if it can be read."""
+        assert tr.handle is not None
+        head = tr.handle.read_at(0, FINGERPRINT_BYTES)
+        settle = self.settings.settle_time
+        if not head:
+            tr.phase, tr.note = Phase.WAITING, "empty"
+            tr.initial = False  # whatever it gets later is new
+            return False
+        if tr.compressed and now - tr.last_change < settle:
+            tr.phase, tr.due, tr.note = Phase.WAITING, tr.last_change + settle, "archive still changing"
+            return False
+        size = tr.handle.size()
+        maybe_copy = False
+        candidates = [c for c in self.registry.candidates(head) if c.file_id not in tr.excluded]
+        candidates.sort(key=lambda c: (c.path != str(tr.path), -c.position))
+        for cand in candidates:
+            verdict = self._verify(tr, cand, size)
+            if verdict is None:
+                maybe_copy = True
+                continue
+            if not verdict:
+                continue
+            owner = cand.owner
+            if owner is not None and owner is not tr:
+                if cand.fp_len < FINGERPRINT_BYTES and not rotated_name(tr.path, owner.path):
+                    continue  # a different small file that starts like a live one
+                tr.phase, tr.shadow_of, tr.note = Phase.SHADOW, cand, f"copy of {owner.path}"
+                return False
+            return self._claim(tr, cand, head)
+        if maybe_copy and now - tr.last_change < settle:
+            tr.phase, tr.due, tr.note = Phase.WAITING, tr.last_change + settle, "may be a copy being written"
+            return False
+        timeout = self.settings.partial_line_timeout
+        if b"\n" not in head and len(head) < FINGERPRINT_BYTES and now - tr.last_change < timeout:
+            tr.phase, tr.due, tr.note = Phase.WAITING, tr.last_change + timeout, "waiting for a first line"
+            return False
+        parser = self._parser(tr, None)
+        if parser is None:
+            return False
+        ident = self.registry.create(head, str(tr.path))
+        ident.tail_raw = b""
+        ident.parser, ident.format = parser, parser.name
+        ident.state = parser.new_state() if isinstance(parser, StreamParser) else None
+        self._own(tr, ident)
+        origin = tr.origin
+        if tr.initial and origin is not None and origin.config.start_position == "end" and size:
+            if isinstance(parser, StreamParser):
+                end = self._last_eol(tr, size)
+                self._replay(tr, ident, end)
+                pieces.append(
+                    Piece(
+                        ident.progress(str(tr.path), parser.name, end, size, False), ParseResult(), 0, ident
+                    )
+                )
+            else:
+                ident.complete = True
+                pieces.append(
+                    Piece(ident.progress(str(tr.path), parser.name, 0, size, True), ParseResult(), 0, ident)
+                )
+                self._finish(tr, "existing file skipped (start_position: end)")
+                return False
+        self.log.info(
+            "following", path=str(tr.path), file_id=ident.file_id, format=parser.name, position=ident.position
+        )
+        return True
+
+    def _last_eol(self, tr: Tracker, size: int) -> int:
+        assert tr.handle is not None
+        pos = size
+        while pos > 0:
+            start = max(0, pos - 65536)
+            cut = tr.handle.read_at(start, pos - start).rfind(b"\n")
+            if cut >= 0:
+                return start + cut + 1
+            pos = start
+        return 0
+
+    def _verify(self, tr: Tracker, cand: Identity, size: int | None) -> bool | None:
+        """Does the file hold ``cand``'s bytes before its position? None: too short to tell yet."""
+        if cand.position == 0 or (cand.tail is None and cand.tail_raw is None):
+            return True  # nothing read yet, or a whole-file format: the first bytes decide
+        if size is not None and size < cand.position:
+            return None
+        assert tr.handle is not None
+        start, n = tail_window(cand.position)
+        data = tr.handle.read_at(start, n)
+        if len(data) < n:
+            return False  # an archive shorter than what was read: a different content
+        if cand.tail_raw is not None:
+            return data == cand.tail_raw
+        if digest(data) == cand.tail:
+            cand.tail_raw = data
+            return True
+        return False
+
+    def _claim(self, tr: Tracker, ident: Identity, head: bytes) -> bool:
+        was = ident.path
+        self._own(tr, ident)
+        ident.learn_head(head)
+        self.registry.refresh(ident)
+        if ident.parser is None:  # known from the warehouse: rebuild the parser's state
+            parser = self._parser(tr, ident.format)
+            if parser is None:
+                self._release(tr)
+                return False
+            ident.parser, ident.format = parser, parser.name
+            if isinstance(parser, StreamParser):
+                ident.state = parser.new_state()
+                self._replay(tr, ident, ident.position)
+        self.log.info("resumed", path=str(tr.path), was=was, file_id=ident.file_id, position=ident.position)
+        if ident.complete and isinstance(ident.parser, FileParser):
+            self._finish(tr, "read")
+            return False
+        return True
+
+    def _own(self, tr: Tracker, ident: Identity) -> None:
+        ident.owner, ident.path = tr, str(tr.path)
+        tr.ident, tr.shadow_of, tr.phase, tr.note = ident, None, Phase.READING, ""
+
+    def _release(self, tr: Tracker) -> None:
+        """Let go of the identity; a copy waiting for it gets a look at once."""
+        ident, tr.ident = tr.ident, None
+        if ident is None or ident.owner is not tr:
+            return
+        ident.owner = None
+        for other in self.trackers.values():
+            if other.shadow_of is ident:
+                other.hot = True
+
+    def _replay(self, tr: Tracker, ident: Identity, end: int) -> None:
+        """Bring the parser's state (line number, header in force) up to ``end`` without rows."""
+        assert tr.handle is not None and isinstance(ident.parser, StreamParser)
+        pos, chunk, last = 0, self.settings.chunk_bytes, b""
+        while pos < end:
+            want = min(chunk, end - pos)
+            data = tr.handle.read_at(pos, want)
+            if not data:
+                break
+            if pos + len(data) < end:
+                cut = data.rfind(b"\n")
+                data = data[: cut + 1] if cut >= 0 else data
+            if pos == 0:
+                ident.learn_head(data)
+            ident.parser.skip(data, state=ident.state)
+            last = (last + data)[-TAIL_BYTES:]
+            pos += len(data)
+        ident.position = pos
+        ident.tail_raw = last
+        ident.tail = digest(last) if pos else None
+
+    def _parser(self, tr: Tracker, fmt: str | None) -> StreamParser | FileParser | None:
+        assert tr.handle is not None
+        forced = fmt or (tr.origin.config.format if tr.origin is not None else None)
+        cls: type[Parser] | None
+        if forced:
+            cls = parser_for(forced)
+        else:
+            name = tr.path.with_suffix("") if tr.compressed else tr.path
+            cls = detect(tr.handle.read_at(0, SNIFF_BYTES), name)
+        if cls is None:
+            self.book.skipped[str(tr.path)] = "binary content that no format claims"
+            self._finish(tr, "binary content that no format claims")
+            return None
+        parser = cls(self.options)
+        assert isinstance(parser, StreamParser | FileParser)
+        return parser
+
+    # ---- open files ------------------------------------------------------------------------
+
+    def _open(self, tr: Tracker, now: float) -> bool:
+        if tr.handle is not None:
+            return True
+        if self.open_count >= self.settings.max_open_files and not self._evict(tr):
+            tr.due, tr.note = now + 0.1, "waiting for a free file slot"
+            return False
+        if tr.orphan:  # its path leads elsewhere; only an open descriptor could reach it
+            self._finish(tr, "moved away while closed")
+            return False
+        handle = open_source(tr.path)
+        if handle.key != tr.key:
+            handle.close()
+            tr.orphan = True
+            self._finish(tr, "replaced by another file")
+            return False
+        tr.handle = handle
+        self.open_count += 1
+        return True
+
+    def _evict(self, keep: Tracker) -> bool:
+        """Close the least recently used file that can be reopened by its path."""
+        closable = [
+            t
+            for t in self.trackers.values()
+            if t.handle is not None and t is not keep and not t.orphan and not t.deleted and t.batches is None
+        ]
+        if not closable:
+            return False
+        victim = min(closable, key=lambda t: (t.compressed, t.last_used))
+        self._drop_handle(victim)
+        return True
+
+    def _drop_handle(self, tr: Tracker) -> None:
+        if tr.handle is not None:
+            tr.handle.close()
+            tr.handle = None
+            self.open_count -= 1
+
+    def _close(self, tr: Tracker) -> None:
+        self._drop_handle(tr)
+        tr.batches = None
+
+    def _finish(self, tr: Tracker, note: str) -> None:
+        tr.phase, tr.note, tr.due = Phase.DONE, note, None
+        self._release(tr)
+        self._close(tr)
+        if tr.orphan:
+            self._forget(tr)
+
+    def _forget(self, tr: Tracker) -> None:
+        if self.trackers.get(tr.key) is tr:
+            del self.trackers[tr.key]
+        if self.by_path.get(tr.path) is tr:
+            del self.by_path[tr.path]
+
+    def close_all(self) -> None:
+        for tr in list(self.trackers.values()):
+            self._close(tr)
+
+    # ---- after a commit, and for the status file --------------------------------------------
+
+    @staticmethod
+    def committed(pieces: list[Piece]) -> None:
+        for p in pieces:
+            p.ident.committed = max(p.ident.committed, p.progress.position)
+
+    @staticmethod
+    def _fid(tr: Tracker) -> str | None:
+        return tr.ident.file_id if tr.ident is not None else None
+
+    def describe(self) -> list[dict[str, Any]]:
+        rows = []
+        for tr in sorted(self.trackers.values(), key=lambda t: str(t.path)):
+            ident = tr.ident or tr.shadow_of
+            size = tr.last_size if tr.last_size >= 0 and not tr.compressed else None
+            committed = ident.committed if ident is not None else None
+            rows.append(
+                {
+                    "path": str(tr.path),
+                    "state": tr.phase.value,
+                    "file_id": ident.file_id if ident is not None else None,
+                    "format": ident.format if ident is not None else None,
+                    "offset": committed,
+                    "read": ident.position if ident is not None else None,
+                    "size": size,
+                    "lag_bytes": max(0, size - committed)
+                    if size is not None and committed is not None
+                    else None,
+                    "open": tr.handle is not None,
+                    "note": tr.note,
+                }
+            )
+        return rows
