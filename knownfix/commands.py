@@ -7,6 +7,7 @@ from collections.abc import Callable
 import typer
 
 from knownfix.identity_cli import register as register_identity
+from knownfix.rules_cli import register as register_rules
 from knownfix.tickets_cli import register as register_tickets
 
 Registrar = Callable[[typer.Typer], None]
@@ -15,4 +16,5 @@ Registrar = Callable[[typer.Typer], None]
 REGISTRARS: list[Registrar] = [
     register_identity,
     register_tickets,
+    register_rules,
 ]

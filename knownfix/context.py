@@ -20,8 +20,10 @@ class Context:
         return ParseOptions(timezone=self.config.timezone)
 
     def after_commit(self) -> CommitHook | None:
-        """What runs after every commit of new rows (rule evaluation, once rules exist)."""
-        return None
+        """Rule evaluation after every commit of new rows; a bad rule stops start-up here."""
+        from knownfix.rules_cli import evaluation_hook  # the rules CLI imports this module
+
+        return evaluation_hook(self)
 
 
 def open_context(warehouse: Path | None, config: Path | None) -> Context:

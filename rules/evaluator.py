@@ -27,8 +27,8 @@ from rules import scan
 from rules.compiler import prefilter, pretty, rule_query
 from rules.errors import RuleEvalError
 from rules.loader import RuleSet
-from rules.model import Rule
-from rules.schema import TableSchema, known_tables
+from rules.model import Rule, field_tests
+from rules.schema import TableSchema, UnknownFieldError
 from warehouse.hits import HITS_SCHEMA, HITS_TABLE
 from warehouse.macros import MACROS
 from warehouse.store import Warehouse
@@ -50,6 +50,14 @@ class TableRun:
     written: int = 0
 
 
+def _resolves(schema: TableSchema, name: str) -> bool:
+    try:
+        schema.resolve(name)
+    except UnknownFieldError:
+        return False
+    return True
+
+
 def _arrow(con: duckdb.DuckDBPyConnection, query: str, params: list[Any]) -> pa.Table:
     result = con.sql(query, params=params).to_arrow_table()
     assert result is not None
@@ -64,10 +72,10 @@ def hit_id(rule_id: str, group_key: str, parts: Sequence[object]) -> str:
 class Evaluator:
     """Evaluates a rule set over a warehouse; one instance per process is enough."""
 
-    def __init__(self, wh: Warehouse, rules: RuleSet, tables: dict[str, TableSchema] | None = None) -> None:
+    def __init__(self, wh: Warehouse, rules: RuleSet) -> None:
         self.wh = wh
         self.rules = rules
-        self.schemas = known_tables() if tables is None else tables
+        self.schemas: dict[str, TableSchema] = {}
 
     def evaluate(
         self,
@@ -86,14 +94,41 @@ class Evaluator:
         wanted = set(self.rules.tables()) | {self._partner(r).table for r in self._correlated()}
         names = sorted(wanted if tables is None else wanted & set(tables))
         runs = []
+        self.schemas = self._warehouse_schemas()
         for name in names:
-            if name in self.schemas and self.wh.has_table(name):
+            if name in self.schemas:
                 run = self._evaluate_table(name, write=write, rescan=rescan, scope=source_files, only=only)
                 if run is not None:
                     runs.append(run)
         return runs
 
     # --- one table ------------------------------------------------------------------------
+
+    def _warehouse_schemas(self) -> dict[str, TableSchema]:
+        """Each table's columns as stored (a header-driven table has the columns its logs gave)."""
+        found = {}
+        for name in self.wh.table_names():
+            delta = self.wh.table(name, refresh=True)
+            if delta is not None:
+                found[name] = TableSchema(name, delta.to_pyarrow_dataset().schema)
+        return found
+
+    def _applies(self, rule: Rule) -> bool:
+        """Whether every field the rule names exists in its table (and its partner's) as stored."""
+        schema = self.schemas.get(rule.table)
+        if schema is None:
+            return False
+        names = [t.field for t in field_tests(rule.match)] + list(rule.group_by)
+        if rule.threshold and rule.threshold.distinct:
+            names.append(rule.threshold.distinct)
+        if rule.correlate is not None:
+            partner = self._partner(rule)
+            if not self._applies(partner):
+                return False
+            names.extend(rule.correlate.on)
+            if not all(_resolves(self.schemas[partner.table], n) for n in rule.correlate.on):
+                return False
+        return all(_resolves(schema, n) for n in names)
 
     def _correlated(self) -> list[Rule]:
         return [r for r in self.rules.active if r.correlate is not None]
@@ -118,11 +153,11 @@ class Evaluator:
         after = None if rescan else self.wh.checkpoint(HITS_TABLE, watermark_app_id(table))
         if after is not None and after >= current:
             return None
-        own = [r for r in self.rules.for_table(table) if only is None or r.id in only]
+        own = [r for r in self.rules.for_table(table) if (only is None or r.id in only) and self._applies(r)]
         completing = [
             r
             for r in self._correlated()
-            if self._partner(r).table == table and (only is None or r.id in only)
+            if self._partner(r).table == table and (only is None or r.id in only) and self._applies(r)
         ]
         run = TableRun(table, after, current)
         con = self._connect()
@@ -141,9 +176,9 @@ class Evaluator:
         con = duckdb.connect()
         for macro in MACROS:
             con.execute(macro)
-        for name in self.wh.table_names():
+        for name in self.schemas:
             delta = self.wh.table(name)
-            if delta is not None and name in self.schemas:
+            if delta is not None:
                 con.register(name, delta.to_pyarrow_dataset())
         return con
 

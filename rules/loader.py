@@ -35,7 +35,7 @@ from rules.model import (
     Rule,
     Threshold,
 )
-from rules.schema import TableSchema, known_tables
+from rules.schema import TableSchema, known_tables, merge_schemas, schemas_from_sample
 from rules.validate import check_rule
 from rules.yamlpos import PosDict, PosList, error_line, line_of
 from rules.yamlpos import load as load_yaml
@@ -65,6 +65,8 @@ class RuleSet:
     problems: list[Problem] = field(default_factory=list)
     #: table -> ids of rules that wait for the table's parser
     waiting: dict[str, list[str]] = field(default_factory=dict)
+    #: rule id -> the schema it was checked against (fixed, or from its examples)
+    schemas: dict[str, TableSchema] = field(default_factory=dict)
 
     def get(self, rule_id: str) -> Rule:
         for rule in self.rules:
@@ -134,21 +136,43 @@ def load_rules(
     return rs
 
 
+def _rule_schema(rule: Rule, headers: dict[str, str], tables: dict[str, TableSchema]) -> TableSchema | None:
+    """The table's fixed schema, or (for header-driven tables) what the rule's examples parse into."""
+    if rule.table in tables:
+        return tables[rule.table]
+    found = []
+    for example in [*rule.examples.match, *rule.examples.no_match]:
+        parsed = schemas_from_sample(example.render(headers), example.name or "example.log")
+        if rule.table in parsed:
+            found.append(parsed[rule.table])
+    return TableSchema(rule.table, merge_schemas(found)) if found else None
+
+
 def _check_all(rs: RuleSet, tables: dict[str, TableSchema]) -> None:
     by_id = {r.id: r for r in rs.rules}
+    schemas = {r.id: _rule_schema(r, rs.headers.get(r.id, {}), tables) for r in rs.rules}
+    rs.schemas = {k: v for k, v in schemas.items() if v is not None}
     for rule in rs.rules:
         file, _, line = rule.origin.rpartition(":")
-        schema = tables.get(rule.table)
+        schema = schemas[rule.id]
         if schema is None:
             if rule.table in PENDING_TABLES:
                 rs.waiting.setdefault(rule.table, []).append(rule.id)
             else:
                 known = ", ".join(sorted(set(tables) | PENDING_TABLES))
                 rs.problems.append(
-                    Problem(file, int(line), f"unknown table {rule.table!r}; tables: {known}", rule.id)
+                    Problem(
+                        file,
+                        int(line),
+                        f"unknown table {rule.table!r} (a table whose columns come from the log's header "
+                        f"needs an example with that header); tables: {known}",
+                        rule.id,
+                    )
                 )
             continue
-        for found_line, message in check_rule(rule, schema, by_id, tables):
+        partner = by_id.get(rule.correlate.followed_by) if rule.correlate else None
+        partner_schema = schemas.get(partner.id) if partner else None
+        for found_line, message in check_rule(rule, schema, partner, partner_schema):
             rs.problems.append(Problem(file, found_line or int(line), message, rule.id))
         for ref in [
             *rule.references,

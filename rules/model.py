@@ -167,6 +167,14 @@ class Example(Strict):
     header: str | None = None
     name: str | None = None
 
+    def render(self, headers: dict[str, str]) -> str:
+        """The example as the source writes it: the named header first, then the lines."""
+        body = self.text if self.text.endswith("\n") else self.text + "\n"
+        if self.header is None:
+            return body
+        head = headers.get(self.header, "")
+        return (head if head.endswith("\n") or not head else head + "\n") + body
+
 
 def _example(value: Any) -> Any:
     return {"text": value} if isinstance(value, str) else value

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pyarrow as pa
 
-from parsers.registry import table_schemas
+from parsers.base import StreamParser
+from parsers.registry import SNIFF_BYTES, detect, table_schemas
 from warehouse.store import VERSION_COLUMN
 
 #: Columns holding the text a person reads for a row, in order of preference (samples use it).
@@ -107,3 +109,24 @@ class TableSchema:
 def known_tables() -> dict[str, TableSchema]:
     """Every table a registered parser fills."""
     return {name: TableSchema(name, schema) for name, schema in sorted(table_schemas().items())}
+
+
+def schemas_from_sample(text: str, name: str = "example.log") -> dict[str, pa.Schema]:
+    """The tables (and their schemas) that the real parser makes of ``text``.
+
+    Tables whose columns follow a log's own ``#Fields:`` header (IIS, message tracking) have no
+    fixed schema; a rule over one is checked against what its examples parse into.
+    """
+    data = text.encode("utf-8")
+    parser_cls = detect(data[:SNIFF_BYTES], Path(name))
+    if parser_cls is None:
+        return {}
+    parser = parser_cls()
+    if not isinstance(parser, StreamParser):
+        return {}
+    result = parser.parse(data, source=name, base_offset=0, state=parser.new_state())
+    return {table: rows.schema for table, rows in result.tables.items() if rows.num_rows}
+
+
+def merge_schemas(schemas: list[pa.Schema]) -> pa.Schema:
+    return pa.unify_schemas(schemas, promote_options="permissive")

@@ -78,7 +78,7 @@ def _check_values(test: FieldTest, ref: FieldRef) -> list[str]:
 
 
 def check_rule(
-    rule: Rule, schema: TableSchema, others: dict[str, Rule], tables: dict[str, TableSchema]
+    rule: Rule, schema: TableSchema, partner: Rule | None = None, partner_schema: TableSchema | None = None
 ) -> list[Finding]:
     """Every problem of ``rule`` against its table (and its correlated rule's), with lines."""
     found: list[Finding] = []
@@ -107,7 +107,7 @@ def check_rule(
         except UnknownFieldError as exc:
             found.append((None, f"threshold.distinct: {exc}"))
     if rule.correlate is not None:
-        found.extend(_check_correlate(rule, schema, others, tables))
+        found.extend(_check_correlate(rule, schema, partner, partner_schema))
     if found:
         return found
     try:
@@ -118,22 +118,15 @@ def check_rule(
 
 
 def _check_correlate(
-    rule: Rule, schema: TableSchema, others: dict[str, Rule], tables: dict[str, TableSchema]
+    rule: Rule, schema: TableSchema, target: Rule | None, other: TableSchema | None
 ) -> list[Finding]:
     assert rule.correlate is not None
-    target = others.get(rule.correlate.followed_by)
     if target is None:
         return [(None, f"correlate.followed_by: no rule {rule.correlate.followed_by!r} is loaded")]
     if target.correlate is not None:
         return [(None, "correlate.followed_by must name a plain rule, not another correlated one")]
-    other = tables.get(target.table)
     if other is None:
-        return [
-            (
-                None,
-                f"correlate.followed_by: rule {target.id} reads table {target.table}, which has no parser yet",
-            )
-        ]
+        return []  # the partner's table has no parser yet: the rule waits with it
     if other.time_column is None:
         return [(None, f"correlate.followed_by: table {other.name} has no time column")]
     found: list[Finding] = []
