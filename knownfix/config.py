@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ingest.settings import SourceConfig, TailConfig
 from knownfix.errors import ConfigError
 from tickets.config import TicketsConfig
 from tickets.registry import SinkConfig
@@ -33,8 +33,8 @@ class Config(BaseModel):
     #: Extra rule files or folders, loaded after the bundled library.
     rules: list[Path] = Field(default_factory=list)
     #: Sections owned by the tailer and the ticket sinks; validated by their own models.
-    sources: list[dict[str, Any]] = Field(default_factory=list)
-    tail: dict[str, Any] = Field(default_factory=dict)
+    sources: list[SourceConfig] = Field(default_factory=list)
+    tail: TailConfig = Field(default_factory=TailConfig)
     sinks: list[SinkConfig] = Field(default_factory=list)
     tickets: TicketsConfig = Field(default_factory=TicketsConfig)
 
