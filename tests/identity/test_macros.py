@@ -56,7 +56,9 @@ def test_not_a_guid_is_null(con: duckdb.DuckDBPyConnection, bad: str) -> None:
     assert one(con, "select immutable_id(?)", bad) is None
 
 
-@pytest.mark.parametrize("bad", ["", "garbage!", "abc=", base64.b64encode(b"x" * 15).decode(), "1wfM9xV8fUSHbcAbDlqeOA"])
+@pytest.mark.parametrize(
+    "bad", ["", "garbage!", "abc=", base64.b64encode(b"x" * 15).decode(), "1wfM9xV8fUSHbcAbDlqeOA"]
+)
 def test_not_an_immutable_id_is_null(con: duckdb.DuckDBPyConnection, bad: str) -> None:
     assert one(con, "select object_guid(?)", bad) is None
 
