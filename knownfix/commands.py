@@ -8,6 +8,7 @@ import typer
 
 from knownfix.identity_cli import register as register_identity
 from knownfix.rules_cli import register as register_rules
+from knownfix.tail_cli import register as register_tail
 from knownfix.tickets_cli import register as register_tickets
 
 Registrar = Callable[[typer.Typer], None]
@@ -17,4 +18,5 @@ REGISTRARS: list[Registrar] = [
     register_identity,
     register_tickets,
     register_rules,
+    register_tail,
 ]
