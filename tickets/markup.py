@@ -106,7 +106,10 @@ class Textile(Markup):
     """
 
     name = "textile"
-    _SPECIAL = re.compile(r"[&<>\"'*_+\-^~%@!()\[\]{}|=#:`\\$]")
+    #: markup characters; ``-`` inside a word and ``:`` inside a time cannot start markup and stay
+    _SPECIAL = re.compile(
+        r"(?<![0-9A-Za-z])-|-(?![0-9A-Za-z])|(?<!\d):|:(?!\d)|[&<>\"'*_+^~%@!()\[\]{}|=#`\\$]"
+    )
 
     def text(self, s: object) -> str:
         return self._SPECIAL.sub(lambda m: f"&#{ord(m.group(0))};", _one_line(s))
@@ -145,16 +148,19 @@ class JiraWiki(Markup):
     name = "jira"
     #: the characters Jira's renderer treats as escapable after a backslash
     _SPECIAL = frozenset("-#*_+?^~|%{}[]()!@")
+    _WORD = re.compile(r"[0-9A-Za-z]")
 
     def text(self, s: object) -> str:
+        t = _one_line(s)
         out = []
-        for c in _one_line(s):
-            if c == "\\":  # a literal backslash must neither escape the next char nor make a line break
-                out.append("\\" + ZWSP)
-            elif c in self._SPECIAL:
+        for i, c in enumerate(t):
+            inner = 0 < i < len(t) - 1 and self._WORD.match(t[i - 1]) and self._WORD.match(t[i + 1])
+            if c in self._SPECIAL and not (c == "-" and inner):  # a-b cannot be markup
                 out.append("\\" + c)
             else:
                 out.append(c)
+            if c == "\\" and i + 1 < len(t) and (t[i + 1] == "\\" or t[i + 1] in self._SPECIAL):
+                out.append(ZWSP)  # "\\\\" is a line break and "\\*" an escape: keep the backslash literal
         return "".join(out)
 
     def bold(self, s: object) -> str:

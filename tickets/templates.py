@@ -37,6 +37,13 @@ def clip(text: str, limit: int = MAX_SAMPLE_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def shell_arg(text: str) -> str:
+    """``text`` as one shell argument, in double quotes when that needs no escaping (SQL mostly)."""
+    if not any(c in text for c in '"\\$`!'):
+        return f'"{text}"'
+    return shlex.quote(text)
+
+
 def duration(seconds: float) -> str:
     """``300`` → ``5 minutes``: for notes people read."""
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
@@ -61,7 +68,7 @@ class Renderer:
             lstrip_blocks=True,
             autoescape=False,  # escaping is the markup's job (m.text, m.code), per target
         )
-        self.env.filters.update(when=when, clip=clip, shell=shlex.quote)
+        self.env.filters.update(when=when, clip=clip, shell_arg=shell_arg)
 
     def render(
         self,
