@@ -34,6 +34,7 @@ EXPECTED_FORMAT = {
     "csexport_aad_errors.xml": "csexport_xml",
     "csexport_truncated.xml": "csexport_xml",
     "graph_provisioning_errors.json": "sync_errors_json",
+    "hcw_seed_paste.log": "hybrid_wizard",
     "identity_sync_error_report.eml": "sync_error_mail",
     "msol_provisioning_errors.csv": "sync_errors_csv",
     "sync_error_report_html.eml": "sync_error_mail",
