@@ -191,7 +191,7 @@ def _child_duckdb(log: str, out: str) -> None:
     start = time.perf_counter()
     con = duckdb.connect()
     con.execute(
-        f"COPY (SELECT * FROM read_csv('{log}', header=false, comment='#', delim=',', quote='\"', "
+        f"COPY (SELECT * FROM read_csv('{log}', auto_detect=false, header=false, comment='#', delim=',', quote='\"', "
         f"escape='\"', strict_mode=false, columns={_DUCKDB_COLUMNS})) TO '{out}' (FORMAT parquet)"
     )
     rows = con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()

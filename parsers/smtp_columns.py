@@ -8,6 +8,7 @@ reason, and the certificate a TLS handshake used. Rows that cannot hold a value 
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -185,10 +186,12 @@ def _certificate(out: dict[str, Column], event: Column, d: Distinct, c: Distinct
     """cert_* columns from a one-line dump, or from Exchange 2010's one-property-per-line form."""
     n = len(event)
     starred = pc.fill_null(pc.equal(event, "*"), False)
-    dump = pc.extract_regex(_only(pc.match_substring(d.values, "="), d.values), CERT_DUMP)
-    dump_rows = pc.and_(
-        starred, c.rows(pc.fill_null(pc.match_substring_regex(c.values, CERT_CONTEXT), False))
-    )
+    dump_context = pc.fill_null(pc.match_substring_regex(c.values, CERT_CONTEXT), False)
+    dump_rows = pc.and_(starred, c.rows(dump_context))
+    # the (costly) certificate regex runs only on the distinct data texts of dump lines
+    wanted = np.zeros(len(d.values), dtype=bool)
+    wanted[pc.drop_null(pc.filter(d.indices, dump_rows)).to_numpy()] = True
+    dump = pc.extract_regex(_only(pa.array(wanted), d.values), CERT_DUMP)
     label = c.rows(pc.index_in(c.values, value_set=pa.array(list(CERT_LINES.values()))))
     trimmed = d.rows(pc.utf8_trim_whitespace(d.values)) if label.null_count < n else None
     for i, column in enumerate(CERT_LINES):

@@ -240,10 +240,8 @@ def _own(state: ParserState) -> W3CState:
 
 def _bom_lines(data: bytes, starts: np.ndarray, buf: np.ndarray) -> np.ndarray:
     """Lines that begin with a UTF-8 BOM (the file's first, or files glued together)."""
-    mask = np.zeros(len(starts), dtype=bool)
-    if UTF8_BOM not in data:
-        return mask
-    for i in np.flatnonzero(buf[starts] == 0xEF):
+    mask = buf[starts] == 0xEF
+    for i in np.flatnonzero(mask):
         s = int(starts[i])
         mask[i] = data[s : s + 3] == UTF8_BOM
     return mask

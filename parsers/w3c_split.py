@@ -45,9 +45,14 @@ class Split:
 def stray_cr_mask(data: bytes, starts: np.ndarray) -> np.ndarray:
     """Lines holding a CR not followed by LF (pyarrow would cut the line there)."""
     mask = np.zeros(len(starts), dtype=bool)
-    if b"\r" not in data:
-        return mask
     buf = np.frombuffer(data, dtype=np.uint8)
+    crs = int(np.count_nonzero(buf == 13))
+    if crs == 0:
+        return mask
+    ends = np.append(starts[1:], len(data))
+    crlf = ends[ends >= 2]
+    if crs == int(np.count_nonzero((buf[crlf - 1] == 10) & (buf[crlf - 2] == 13))):
+        return mask  # every CR is part of a CRLF line end
     cr = np.flatnonzero(buf == 13)
     nxt = cr + 1
     stray = cr[(nxt < len(buf)) & (buf[np.minimum(nxt, len(buf) - 1)] != 10)]
