@@ -8,6 +8,7 @@ import pyarrow as pa
 
 from parsers.base import Parser
 from parsers.directory_users import AadUsersCsvParser, AdUsersCsvParser
+from parsers.evtx import EvtxParser
 from parsers.hybrid_wizard import HybridWizardParser
 from parsers.lines import LinesParser
 from parsers.sync_errors_csv import SyncErrorsCsvParser
@@ -15,6 +16,9 @@ from parsers.sync_errors_json import SyncErrorsJsonParser
 from parsers.sync_errors_mail import SyncErrorMailParser
 from parsers.sync_errors_xml import CsExportParser
 from parsers.w3c import MessageTrackingParser, SmtpLogParser, W3CParser
+from parsers.winevent_csv import EventViewerCsvParser, EventViewerTxtParser
+from parsers.winevent_pscsv import PowerShellCsvParser
+from parsers.winevent_xml import WinEventXmlParser
 
 #: Every format knownfix reads, by name. Order matters only for equal sniff scores.
 #: ``lines`` is the fallback for any text file no other parser claims.
@@ -31,6 +35,12 @@ PARSERS: dict[str, type[Parser]] = {
     SmtpLogParser.name: SmtpLogParser,
     MessageTrackingParser.name: MessageTrackingParser,
     W3CParser.name: W3CParser,
+    # Windows events (issue 3): .evtx, XML, Event Viewer CSV/TXT, Get-WinEvent | Export-Csv
+    EvtxParser.name: EvtxParser,
+    WinEventXmlParser.name: WinEventXmlParser,
+    EventViewerCsvParser.name: EventViewerCsvParser,
+    EventViewerTxtParser.name: EventViewerTxtParser,
+    PowerShellCsvParser.name: PowerShellCsvParser,
 }
 
 #: How many bytes of a file detection looks at.

@@ -5,6 +5,8 @@ Each entry is a complete ``CREATE MACRO`` statement written here, never built fr
 
 from __future__ import annotations
 
+from parsers.events_schema import SQL_MACROS as EVENT_CODE_MACROS
+
 MACROS: list[str] = [
     # Split "10.0.0.5:25" / "[2001:db8::1]:25" into host and port.
     "CREATE OR REPLACE MACRO endpoint_ip(ep) AS regexp_extract(ep, '^\\[?([^\\]]*?)\\]?(?::(\\d+))?$', 1)",
@@ -28,4 +30,6 @@ MACROS: list[str] = [
     "substr(immutable_id_hex(iid), 11, 2) || substr(immutable_id_hex(iid), 9, 2) || '-' || "
     "substr(immutable_id_hex(iid), 15, 2) || substr(immutable_id_hex(iid), 13, 2) || '-' || "
     "substr(immutable_id_hex(iid), 17, 4) || '-' || substr(immutable_id_hex(iid), 21, 12)",
+    # Windows events (issue 3): hresult('-2147023660') = '0x800704D4', the form of events.code
+    *EVENT_CODE_MACROS,
 ]
