@@ -66,7 +66,7 @@ class PowerShellCsvParser(EventsParser):
     @classmethod
     def sniff(cls, head: bytes, path: Path) -> int:
         text = (sniff_text(head) or "").lstrip("\ufeff")
-        first, _, rest = text.partition("\n")
+        first = text.partition("\n")[0]
         if first.strip() == TYPE_LINE:
             return 98
         m = _HEADER.match(first)
