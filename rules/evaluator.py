@@ -234,7 +234,7 @@ class Evaluator:
         t = rule.threshold
         shape = scan.Shape(schema, tuple(rule.group_by), t.distinct)
         ts = scan.q(schema.time_column or "")
-        span = con.execute(f"SELECT min({ts}), max({ts}) FROM __m WHERE {flag}").fetchone()
+        span = con.execute(f"SELECT min({ts}), max({ts}) FROM __m WHERE {flag}").fetchall()[0]
         if span is None or span[0] is None:
             return []
         history, params = None, []
@@ -261,7 +261,7 @@ class Evaluator:
         within = rule.correlate.within
         flags = [f for f in (flag_a, flag_b) if f is not None]
         ts = scan.q(self.schemas[run.table].time_column or "")
-        span = con.execute(f"SELECT min({ts}), max({ts}) FROM __m WHERE {' OR '.join(flags)}").fetchone()
+        span = con.execute(f"SELECT min({ts}), max({ts}) FROM __m WHERE {' OR '.join(flags)}").fetchall()[0]
         if span is None or span[0] is None:
             return []
         gap = dt.timedelta(seconds=within)
