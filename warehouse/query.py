@@ -12,6 +12,7 @@ import pyarrow as pa
 from warehouse.errors import QueryError
 from warehouse.macros import MACROS
 from warehouse.store import Warehouse
+from warehouse.views import VIEW_BUILDERS
 
 
 def connect(wh: Warehouse, *, tables: list[str] | None = None) -> duckdb.DuckDBPyConnection:
@@ -20,10 +21,15 @@ def connect(wh: Warehouse, *, tables: list[str] | None = None) -> duckdb.DuckDBP
     for macro in MACROS:
         con.execute(macro)
     fresh = Warehouse(wh.root)  # a new snapshot, not the writer's cached one
+    registered = []
     for name in tables if tables is not None else fresh.table_names():
         dt = fresh.table(name)
         if dt is not None:
             con.register(name, dt.to_pyarrow_dataset())
+            registered.append(name)
+    if tables is None:
+        for build in VIEW_BUILDERS:
+            build(con, registered)
     return con
 
 
