@@ -307,7 +307,9 @@ class EvtxParser(EventsParser):
             if pending:
                 yield self._batch(con, pending, ids, ordinal, source, ledger)
                 ordinal += len(pending)
-            yield self._final(failures, ledger, ordinal, source)
+            final = self._final(failures, ledger, ordinal, source)
+            if final.result.records_read or ordinal == 0:  # positions must grow from batch to batch
+                yield final
         finally:
             if isinstance(handle, _Padded):
                 handle.close()
