@@ -176,7 +176,9 @@ class Dispatcher:
                 dl.attempts += 1
                 dl.last_error = str(exc)
                 store.save(dl)
-                store.sink_failed(sink.name, str(exc), now + self._pause(exc.error, dl.attempts))
+                health = store.health(sink.name)
+                pause = self._pause(exc.error, (health.failures if health else 0) + 1)
+                store.sink_failed(sink.name, str(exc), self.clock.now() + pause)
                 report.down[sink.name] = str(exc)
                 report.outcomes.append(Outcome(sink.name, key, "failed", dl.remote_id, str(exc)))
                 return
@@ -191,8 +193,10 @@ class Dispatcher:
             if outcome is not None:
                 report.outcomes.append(outcome)
 
-    def _pause(self, error: TransientError, attempts: int) -> dt.timedelta:
-        wait = self.backoff.delay(attempts)
+    def _pause(self, error: TransientError, failures: int) -> dt.timedelta:
+        """How long a sink that failed a whole pass rests: grows with consecutive failed passes."""
+        retry = self.config.retry
+        wait = Backoff(retry.base, MAX_PAUSE, self.backoff.rng).delay(retry.attempts + failures - 1)
         if error.retry_after is not None:
             wait = max(wait, error.retry_after)
         return dt.timedelta(seconds=min(wait, MAX_PAUSE))
@@ -240,7 +244,12 @@ class Dispatcher:
         msg = self._message(
             sink, "open", inc, inc.seq, previous=[str(p["url"] or p["id"]) for p in dl.previous]
         )
-        ticket = self._call(sink.create, msg)
+        known = old | {str(p["id"]) for p in dl.previous}
+
+        def recover() -> RemoteTicket | None:
+            return next((t for t in sink.find(inc.token) if t.id not in known and not t.closed), None)
+
+        ticket = self._call(sink.create, msg, recover=recover)
         self._sent(dl, inc, ticket)
         store.save(dl)
         return Outcome(sink.name, inc.dedup_key, "relinked" if dl.previous else "opened", ticket.id)
@@ -314,13 +323,23 @@ class Dispatcher:
         )
         return Message(kind, title, body, inc.token, seq, inc, news, previous or [])
 
-    def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` with retries of transient failures: backoff with jitter, Retry-After honoured."""
+    def _call(self, fn: Callable[..., T], *args: Any, recover: Callable[[], T | None] | None = None) -> T:
+        """``fn(*args)`` with retries of transient failures: backoff with jitter, Retry-After honoured.
+
+        ``recover`` runs before every retry: a create whose answer was lost (timeout, 502) may
+        have happened, so the retry first looks for the ticket and returns it if it is there.
+        """
         retry = self.config.retry
+        failed = False
         for attempt in range(retry.attempts):
             try:
+                if failed and recover is not None:
+                    found = recover()
+                    if found is not None:
+                        return found
                 return fn(*args)
             except TransientError as exc:
+                failed = True
                 if attempt + 1 >= retry.attempts:
                     raise _SinkDown(exc) from None
                 wait = self.backoff.delay(attempt)

@@ -14,12 +14,14 @@ import hmac
 import json
 from typing import Any, Literal
 
+import httpx
 from pydantic import Field
 
 from tickets.base import Message, RemoteTicket, Sink
 from tickets.clock import Clock, SystemClock
 from tickets.config import SinkSettings
 from tickets.credentials import Redactor, SecretRef
+from tickets.errors import SinkConfigError
 from tickets.http import HttpClient
 from tickets.markup import MARKUPS
 from tickets.templates import when
@@ -50,13 +52,17 @@ class WebhookSink(Sink):
         self.markup = MARKUPS[cfg.markup]
         self.clock = clock or SystemClock()
         url = cfg.url if isinstance(cfg.url, str) else cfg.url.resolve()
+        parts = httpx.URL(url)
+        if parts.scheme not in ("http", "https") or not parts.host:
+            raise SinkConfigError(f"sink {self.name}: url must be an http(s) URL")
+        self.path = parts.raw_path.decode() or "/"
         self.secret = cfg.secret.resolve().encode() if cfg.secret is not None else None
-        redactor = Redactor([url] if not isinstance(cfg.url, str) else [])
+        redactor = Redactor([url, self.path] if not isinstance(cfg.url, str) else [])
         if self.secret is not None:
             redactor.add(self.secret.decode())
         self.http = HttpClient(
             self.name,
-            url,
+            str(parts.copy_with(raw_path=b"/")),
             headers={"Content-Type": "application/json", **cfg.headers},
             timeout=cfg.timeout,
             redactor=redactor,
@@ -116,4 +122,4 @@ class WebhookSink(Sink):
             sig = hmac.new(self.secret, ts.encode() + b"." + body, hashlib.sha256).hexdigest()
             headers[TIMESTAMP_HEADER] = ts
             headers[self.cfg.signature_header] = f"sha256={sig}"
-        self.http.request("POST", "", content=body, headers=headers)
+        self.http.request("POST", self.path, content=body, headers=headers)
