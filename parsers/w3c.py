@@ -78,17 +78,21 @@ class _Chunk:
     """What every segment of one parse call needs to build its rows."""
 
     lines: Lines
-    blank: np.ndarray
     source: str
     base_offset: int
     first_line: int  # line number of the chunk's first line
 
+    def raw(self, idx: np.ndarray, contiguous: bool) -> pa.Array:
+        """The text of lines ``idx`` as stored in ``raw``: no line end, no byte-order mark."""
+        text = self.lines.text
+        raw = text.slice(int(idx[0]), len(idx)) if contiguous else text.take(pa.array(idx, pa.int64()))
+        return pc.utf8_ltrim(raw, "\ufeff") if self.lines.bom[idx].any() else raw
+
     def source_columns(self, idx: np.ndarray) -> dict[str, pa.Array]:
         n = len(idx)
         contiguous = n > 0 and int(idx[-1]) - int(idx[0]) + 1 == n
-        text = self.lines.text
         return {
-            "raw": text.slice(int(idx[0]), n) if contiguous else text.take(pa.array(idx, pa.int64())),
+            "raw": self.raw(idx, contiguous),
             "source_file": pa.repeat(self.source, n) if n else pa.array([], pa.string()),
             "source_offset": pa.array(self.lines.starts[idx] + self.base_offset, pa.int64()),
             "line_number": pa.array(idx + self.first_line, pa.int64()),
@@ -123,14 +127,14 @@ class W3CParser(StreamParser):
         ends = np.append(starts[1:], len(data)).astype(np.int64)
         text = lines_array(data, starts)
         bad_utf8 = invalid_utf8_mask(data, starts)
-        blank = np.asarray(pc.binary_length(text).to_numpy(zero_copy_only=False)) == 0
+        empty = np.asarray(pc.binary_length(text).to_numpy(zero_copy_only=False)) == 0
+        blank = _blank_lines(text, buf[starts], empty)
         bom = _bom_lines(data, starts, buf)
         lead = buf[np.minimum(starts + 3 * bom, len(data) - 1)]
         directive = (lead == ord("#")) & ~blank & ~bad_utf8
         data_line = ~(blank | bad_utf8 | directive)
         chunk = _Chunk(
-            Lines(data, starts, ends, text, stray_cr_mask(data, starts) | bom),
-            blank,
+            Lines(data, starts, ends, text, stray_cr_mask(data, starts) | bom, bom, empty),
             source,
             base_offset,
             first_line,
@@ -166,7 +170,7 @@ class W3CParser(StreamParser):
         layout = st.layout
         if layout is None:
             return [(int(i), st.no_layout_reason) for i in idx]
-        split = split_lines(chunk.lines, idx, chunk.blank, layout)
+        split = split_lines(chunk.lines, idx, layout)
         rejects = list(split.rejects)
         typer: Typer = typed_smtp if layout.kind == SMTP else typed_fields
         typed = typer(split.columns, layout)
@@ -205,7 +209,7 @@ class W3CParser(StreamParser):
                     line_number=i + chunk.first_line,
                     format=self.name,
                     reason=reason,
-                    raw=text[i].as_py(),
+                    raw=text[i].as_py().lstrip("\ufeff"),
                 )
                 for i, reason in rejects
             ]
@@ -238,6 +242,14 @@ def _own(state: ParserState) -> W3CState:
     return state
 
 
+def _blank_lines(text: pa.Array, first_bytes: np.ndarray, empty: np.ndarray) -> np.ndarray:
+    """Empty or whitespace-only lines (only lines that start with a blank need a closer look)."""
+    blank = empty.copy()
+    for i in np.flatnonzero((first_bytes == 0x20) | (first_bytes == 0x09)):
+        blank[i] = not text[int(i)].as_py().strip()
+    return blank
+
+
 def _bom_lines(data: bytes, starts: np.ndarray, buf: np.ndarray) -> np.ndarray:
     """Lines that begin with a UTF-8 BOM (the file's first, or files glued together)."""
     mask = buf[starts] == 0xEF
@@ -254,7 +266,6 @@ def _directives(chunk: _Chunk, rows: list[tuple[int, str, str]]) -> pa.Table:
         "value": pa.array([r[2] for r in rows], pa.string()),
     }
     cols.update(chunk.source_columns(idx))
-    cols["raw"] = pa.array([s.lstrip("\ufeff") for s in cols["raw"].to_pylist()], pa.string())
     return pa.table([cols[f.name] for f in DIRECTIVES_SCHEMA], schema=DIRECTIVES_SCHEMA)
 
 

@@ -31,6 +31,8 @@ class Lines:
     ends: np.ndarray  # byte offset just after each line (its newline included)
     text: pa.Array  # one string per line, without the line end
     exact_only: np.ndarray  # bool per line: the bulk path must not see it (stray CR, BOM)
+    bom: np.ndarray  # bool per line: starts with a UTF-8 byte-order mark
+    empty: np.ndarray  # bool per line: nothing but the line end
 
 
 @dataclass
@@ -61,20 +63,20 @@ def stray_cr_mask(data: bytes, starts: np.ndarray) -> np.ndarray:
     return mask
 
 
-def split_lines(lines: Lines, idx: np.ndarray, blank: np.ndarray, layout: Layout) -> Split:
+def split_lines(lines: Lines, idx: np.ndarray, layout: Layout) -> Split:
     """Split the data lines ``idx`` (ascending chunk line indices) under ``layout``."""
     if len(idx) == 0:
         return Split(_empty_columns(layout), idx)
     fast_idx = idx[~lines.exact_only[idx]]
     exact_idx = [idx[lines.exact_only[idx]]]
-    got = _bulk(lines, fast_idx, blank, layout)
+    got = bulk_split(lines, fast_idx, layout)
     if got is None and layout.quoted:
         # an unterminated quote merged lines: set aside lines with an odd number of quotes
         quotes = pc.count_substring(lines.text.take(pa.array(fast_idx)), '"').to_numpy(zero_copy_only=False)
         odd = quotes % 2 == 1
         exact_idx.append(fast_idx[odd])
         fast_idx = fast_idx[~odd]
-        got = _bulk(lines, fast_idx, blank, layout)
+        got = bulk_split(lines, fast_idx, layout)
     if got is None:
         exact_idx.append(fast_idx)
         fast_idx = fast_idx[:0]
@@ -99,8 +101,8 @@ def _empty_columns(layout: Layout) -> dict[str, pa.ChunkedArray]:
     return {name: pa.chunked_array([], pa.string()) for name in layout.columns}
 
 
-def _bulk(
-    lines: Lines, idx: np.ndarray, blank: np.ndarray, layout: Layout
+def bulk_split(
+    lines: Lines, idx: np.ndarray, layout: Layout
 ) -> tuple[dict[str, pa.ChunkedArray], np.ndarray, np.ndarray] | None:
     """pyarrow.csv over the lines ``idx``; None when the rows cannot be matched to the lines.
 
@@ -112,8 +114,8 @@ def _bulk(
     start, end = int(lines.starts[lo]), int(lines.ends[hi])
     inside = np.zeros(hi - lo + 1, dtype=bool)
     inside[idx - lo] = True
-    if bool(np.all(inside | blank[lo : hi + 1])):
-        buffer = pa.py_buffer(lines.data)[start:end]  # zero-copy: only blank lines in between
+    if bool(np.all(inside | lines.empty[lo : hi + 1])):
+        buffer = pa.py_buffer(lines.data)[start:end]  # zero-copy: pyarrow skips empty lines
     else:
         lengths = lines.ends[lo : hi + 1] - lines.starts[lo : hi + 1]
         raw = np.frombuffer(lines.data, dtype=np.uint8)[start:end]
