@@ -327,6 +327,25 @@ class EvtxParser(EventsParser):
         base = extract(con, data, first, source)
         ledger.count(np.array(ids, dtype=np.int64))
         result = ParseResult(records_read=len(data))
+        # a record cut short (or damaged) comes back from the package with its values empty
+        hollow = pc.or_(pc.is_null(base.column("event_id")), pc.is_null(base.column("time_created")))
+        if pc.any(hollow).as_py():
+            rows = np.flatnonzero(hollow.to_numpy(zero_copy_only=False)).tolist()
+            result.rejects = rejects_table(
+                [
+                    Reject(
+                        source,
+                        first + i,
+                        None,
+                        self.name,
+                        f"record id {ids[i]} came back from the evtx reader without an event id or "
+                        "time: its values are damaged or cut short",
+                        clip(data[i], 4096),
+                    )
+                    for i in rows
+                ]
+            )
+            base = base.filter(pc.invert(hollow))
         result.add(EVENTS_TABLE, finish(con, base))
         return FileBatch(result, first + len(data))
 
