@@ -62,6 +62,8 @@ class Tailer:
         self.table_commits: dict[str, int] = {}
         self.follower: Follower | None = None
         self.stop = threading.Event()
+        #: Set once the observers run and the first scan is done (files present then are "existing").
+        self.ready = threading.Event()
 
     # ---- the loop --------------------------------------------------------------------------
 
@@ -77,6 +79,7 @@ class Tailer:
             self.book.sources = [i.as_dict() for i in watcher.start()]
             self.log.info("started", warehouse=str(self.wh.root), sources=self.book.sources)
             self._scan(initial=True)
+            self.ready.set()
             next_rescan = time.monotonic() + self.settings.rescan_interval
             while True:
                 now = time.monotonic()

@@ -66,6 +66,7 @@ def ids(prefix: str, start: int, stop: int) -> set[str]:
 
 
 def append(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as f:
         f.write(text)
 
@@ -95,6 +96,9 @@ class Running:
 
     def __enter__(self) -> Running:
         self.thread.start()
+        wait_until(lambda: self.tailer.ready.is_set() or not self.thread.is_alive(), "the tailer to start")
+        if self.error is not None:
+            raise self.error
         return self
 
     def __exit__(self, *exc: object) -> None:
