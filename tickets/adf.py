@@ -128,8 +128,12 @@ def from_markdown(md: str) -> Node:
 
 
 def to_text(node: Node) -> str:
-    """All text of an ADF tree, in order (for finding the body marker in a v3 description)."""
-    if node.get("type") == "text":
+    """All text of an ADF tree, blocks on their own lines (to find the body marker in v3 text)."""
+    kind = node.get("type")
+    if kind == "text":
         return str(node.get("text", ""))
-    sep = "\n" if node.get("type") in {"doc", "paragraph", "codeBlock", "heading", "listItem"} else ""
-    return sep.join(to_text(c) for c in node.get("content") or [])
+    if kind == "hardBreak":
+        return "\n"
+    children = node.get("content") or []
+    sep = "" if kind in {"paragraph", "heading", "codeBlock"} else "\n"
+    return sep.join(to_text(c) for c in children)

@@ -63,11 +63,14 @@ class Markdown(Markup):
 
     name = "markdown"
     _SPECIAL = re.compile(r"([\\`*_\[\]<>#|~@!&{}])")
-    _LEADING = re.compile(r"^(\s*)([-+=>]|\d+[.)])")
+    #: what would start a block (list, heading underline, quote) at the beginning of a line
+    _LEADING = re.compile(r"^([-+=>]|\d+(?=[.)]))")
 
     def text(self, s: object) -> str:
         t = self._SPECIAL.sub(r"\\\1", _one_line(s))
-        return self._LEADING.sub(lambda m: m.group(1) + "\\" + m.group(2), t)
+        return self._LEADING.sub(
+            lambda m: m.group(1) + "\\" if m.group(1)[0].isdigit() else "\\" + m.group(1), t
+        )
 
     def bold(self, s: object) -> str:
         return f"**{self.text(s)}**"

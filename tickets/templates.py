@@ -9,8 +9,10 @@ and with strict undefined names, so a typo fails at start-up instead of printing
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import shlex
+import traceback
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,20 @@ from tickets.model import Fix, FixCause, Incident, News, Sample
 
 BUNDLED = Path(__file__).parent / "templates"
 MAX_SAMPLE_CHARS = 2000
+
+
+@functools.lru_cache(maxsize=8)
+def _environment(override: str | None) -> SandboxedEnvironment:
+    """One compiled-template cache per template folder (dispatchers are cheap to create)."""
+    env = SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader([*([override] if override else []), str(BUNDLED)]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,  # escaping is the markup's job (m.text, m.code), per target
+    )
+    env.filters.update(when=when, clip=clip, shell_arg=shell_arg)
+    return env
 
 
 def when(value: dt.datetime | None) -> str:
@@ -58,17 +74,9 @@ class Renderer:
 
     def __init__(self, markup: Markup, override: Path | None = None) -> None:
         self.markup = markup
-        paths = [str(override)] if override is not None else []
         if override is not None and not override.is_dir():
             raise SinkConfigError(f"tickets.templates: {override} is not a folder of .j2 templates")
-        self.env = SandboxedEnvironment(
-            loader=jinja2.FileSystemLoader([*paths, str(BUNDLED)]),
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            autoescape=False,  # escaping is the markup's job (m.text, m.code), per target
-        )
-        self.env.filters.update(when=when, clip=clip, shell_arg=shell_arg)
+        self.env = _environment(str(override) if override is not None else None)
 
     def render(
         self,
@@ -118,8 +126,7 @@ class Renderer:
         try:
             text = self.env.get_template(name).render(ctx)
         except jinja2.TemplateError as exc:
-            where = f"{getattr(exc, 'filename', None) or name}:{getattr(exc, 'lineno', '?')}"
-            raise SinkConfigError(f"ticket template {where}: {exc}") from None
+            raise SinkConfigError(f"ticket template {_where(exc, name)}: {exc}") from None
         return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
     def check(self) -> None:
@@ -128,6 +135,18 @@ class Renderer:
         news = News(count=2, hits=1, first_seen=inc.first_seen, last_seen=inc.last_seen, samples=inc.samples)
         for kind in ("open", "update", "reopen", "resolve"):
             self.render(kind, inc, seq=1, news=news, previous=["https://example.invalid/1"], quiet=300)  # type: ignore[arg-type]
+
+
+def _where(exc: jinja2.TemplateError, name: str) -> str:
+    """``file:line`` of a template error (syntax errors carry it; runtime errors are in the traceback)."""
+    lineno = getattr(exc, "lineno", None)
+    filename = getattr(exc, "filename", None)
+    if lineno is None:
+        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+            if frame.filename.endswith(".j2"):
+                filename, lineno = frame.filename, frame.lineno
+                break
+    return f"{filename or name}:{lineno if lineno is not None else '?'}"
 
 
 def example_incident() -> Incident:

@@ -38,7 +38,7 @@ def reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 class Fault:
     method: str
     path: re.Pattern[str]
-    status: int = 503
+    status: int | None = 503  # None with after=True: the real answer, late
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     times: int = 1
@@ -72,7 +72,7 @@ class FakeTracker:
     def url(self) -> str:
         return self.server.url_for("").rstrip("/")
 
-    def inject(self, method: str, path: str, status: int = 503, **kw: Any) -> None:
+    def inject(self, method: str, path: str, status: int | None = 503, **kw: Any) -> None:
         self.faults.append(Fault(method, re.compile(path), status, **kw))
 
     def violation(self, text: str, resp: Response) -> Response:
@@ -103,7 +103,7 @@ class FakeTracker:
                 fault.times -= 1
         if fault is not None and not fault.after:
             time.sleep(fault.delay)
-            return reply(fault.body, fault.status, fault.headers)
+            return reply(fault.body, fault.status or 503, fault.headers)
         denied = self.authenticate(request)
         if denied is not None:
             return denied
@@ -118,8 +118,9 @@ class FakeTracker:
                 f"no such endpoint: {request.method} {request.path}", reply({"message": "Not Found"}, 404)
             )
         if fault is not None:
-            time.sleep(fault.delay)
-            return reply(fault.body, fault.status, fault.headers)
+            time.sleep(fault.delay)  # a slow server, not synchronisation
+            if fault.status is not None:
+                return reply(fault.body, fault.status, fault.headers)
         return resp
 
     def authenticate(self, request: Request) -> Response | None:

@@ -66,7 +66,8 @@ class Hits:
         self.wh = wh
         self.clock = clock
         self.n = 0
-        self.total: dict[str, int] = {}
+        self.total: dict[str, int] = {}  # occurrences per dedup key
+        self.counts: dict[str, int] = {}  # hits (rows) per dedup key
 
     def add(
         self,
@@ -118,6 +119,7 @@ class Hits:
     def append(self, rows: list[dict[str, Any]]) -> int:
         for r in rows:
             self.total[r["dedup_key"]] = self.total.get(r["dedup_key"], 0) + r["count"]
+            self.counts[r["dedup_key"]] = self.counts.get(r["dedup_key"], 0) + 1
         return self.wh.append(HITS_TABLE, pa.Table.from_pylist(rows, schema=HITS_SCHEMA))
 
 
