@@ -6,7 +6,9 @@ import importlib
 import sys
 
 #: name -> "module:function"; each function takes no arguments and prints its figures.
-BENCHES: dict[str, str] = {}
+BENCHES: dict[str, str] = {
+    "smtp": "bench.smtp_ingest:main",
+}
 
 
 def main(argv: list[str]) -> int:
