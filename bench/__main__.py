@@ -7,6 +7,7 @@ import sys
 
 #: name -> "module:function"; each function takes no arguments and prints its figures.
 BENCHES: dict[str, str] = {
+    "rules": "bench.rules_scan:main",
     "smtp": "bench.smtp_ingest:main",
 }
 

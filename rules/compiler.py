@@ -16,11 +16,12 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from sqlglot import exp
 
 from rules.model import NUMERIC_OPS, AllOf, Condition, FieldTest, NotOf, Op, Scalar
-from rules.schema import FieldRef, TableSchema
+from rules.schema import WIDE_COLUMNS, FieldRef, TableSchema
 
 _RE_META = set("\\.^$|?*+()[]{}")
 
@@ -186,18 +187,20 @@ class Needle:
     patterns: dict[str, list[str]] = field(default_factory=dict)
     subjects: dict[str, exp.Expr] = field(default_factory=dict)
     numbers: dict[str, set[Scalar]] = field(default_factory=dict)
+    widths: dict[str, int] = field(default_factory=dict)  # cost of one regex pass per text column
 
     def merge(self, other: Needle) -> None:
         for key, frags in other.patterns.items():
             self.patterns.setdefault(key, []).extend(frags)
             self.subjects[key] = other.subjects[key]
+            self.widths[key] = other.widths[key]
         for col, nums in other.numbers.items():
             self.numbers.setdefault(col, set()).update(nums)
 
     @property
     def cost(self) -> int:
-        """Lower is better: integer lists are cheapest, then few text columns."""
-        return 10 * len(self.patterns) + len(self.numbers)
+        """Lower is better: integer lists are cheapest, then short text columns, then free text."""
+        return sum(self.widths.values()) + len(self.numbers)
 
 
 def _leaf_needle(test: FieldTest, ref: FieldRef) -> Needle | None:
@@ -213,7 +216,8 @@ def _leaf_needle(test: FieldTest, ref: FieldRef) -> Needle | None:
             frags = frags[:1]  # every value must occur; one of them is enough to look for
         subject = _as_text(ref)
         key = subject.sql("duckdb")
-        return Needle(patterns={key: frags}, subjects={key: subject})
+        width = 30 if ref.column in WIDE_COLUMNS else 20 if ref.key is not None else 10
+        return Needle(patterns={key: frags}, subjects={key: subject}, widths={key: width})
     if test.op is Op.equals and ref.is_integer and ref.key is None and not test.match_all:
         return Needle(numbers={ref.column: set(test.values)})
     return None
@@ -249,7 +253,10 @@ def prefilter(conditions: Iterable[Condition], schema: TableSchema) -> exp.Expr:
         else:
             total.merge(n)
     parts: list[exp.Expr] = []
-    for key in sorted(total.patterns):
+    for col in sorted(total.numbers):
+        values = sorted(total.numbers[col], key=str)
+        parts.append(exp.In(this=ident(col), expressions=[lit(v) for v in values]))
+    for key in sorted(total.patterns, key=lambda k: (total.widths[k], k)):
         frags = list(dict.fromkeys(total.patterns[key]))
         parts.append(
             exp.Coalesce(
@@ -260,9 +267,6 @@ def prefilter(conditions: Iterable[Condition], schema: TableSchema) -> exp.Expr:
                 expressions=[exp.false()],
             )
         )
-    for col in sorted(total.numbers):
-        values = sorted(total.numbers[col], key=str)
-        parts.append(exp.In(this=ident(col), expressions=[lit(v) for v in values]))
     parts.extend(exact)
     return exp.or_(*parts) if parts else exp.false()
 
@@ -281,19 +285,34 @@ def group_key_expr(fields: Sequence[str], schema: TableSchema) -> exp.Expr:
     return exp.Anonymous(this="concat_ws", expressions=[exp.Literal.string("; "), *parts])
 
 
-def rule_query(
-    table: str, cond: Condition, schema: TableSchema, equals: dict[str, str | None] | None = None
-) -> exp.Select:
-    """``SELECT * FROM table WHERE <rule>`` (optionally for one group), for people and tickets."""
+def sql_string(value: str) -> str:
+    """A DuckDB string literal, rendered exactly as sqlglot renders ``Literal.string`` (tested)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def group_filter(equals: dict[str, object], schema: TableSchema) -> str | None:
+    """``field = 'value' AND ...`` for one group of a hit (None without group fields).
+
+    Runs once per hit, so only the literals are rendered here (by sqlglot, escaped).
+    """
+    parts = []
+    for name, value in equals.items():
+        column = _text_sql(schema, name)
+        if value is None:
+            parts.append(f"{column} IS NULL")
+        else:
+            parts.append(f"{column} = {sql_string(str(value))}")
+    return " AND ".join(parts) if parts else None
+
+
+@lru_cache(maxsize=1024)
+def _text_sql(schema: TableSchema, name: str) -> str:
+    return _as_text(schema.resolve(name)).sql(dialect="duckdb")
+
+
+def rule_query(table: str, cond: Condition, schema: TableSchema) -> exp.Select:
+    """``SELECT * FROM table WHERE <rule>``, for people and tickets."""
     where = compile_condition(cond, schema)
-    for name, value in (equals or {}).items():
-        ref = schema.resolve(name)
-        where = exp.and_(
-            where,
-            exp.Is(this=value_expr(ref), expression=exp.null())
-            if value is None
-            else exp.EQ(this=_as_text(ref), expression=exp.Literal.string(value)),
-        )
     query = exp.select(exp.Star()).from_(exp.to_identifier(table, quoted=True)).where(where)
     if schema.time_column:
         query = query.order_by(ident(schema.time_column))

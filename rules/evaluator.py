@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rules import scan
-from rules.compiler import prefilter, pretty, rule_query
+from rules.compiler import compile_condition, group_filter, prefilter, pretty
 from rules.errors import RuleEvalError
 from rules.loader import RuleSet
 from rules.model import Rule, field_tests
@@ -76,6 +76,8 @@ class Evaluator:
         self.wh = wh
         self.rules = rules
         self.schemas: dict[str, TableSchema] = {}
+        self._queries: dict[tuple[str, str], str] = {}
+        self._fixes: dict[str, tuple[str, str]] = {}
 
     def evaluate(
         self,
@@ -294,7 +296,12 @@ class Evaluator:
         group_key = "; ".join(f"{k}={'' if v is None else v}" for k, v in values.items())
         dedup_fields = rule.dedup_by if rule.dedup_by is not None else rule.group_by
         dedup = "; ".join(f"{k}={'' if values[k] is None else values[k]}" for k in dedup_fields)
-        fix = rule.fix.model_dump(mode="json") if rule.fix else None
+        fix = self._fixes.get(rule.id)
+        if fix is None and rule.fix is not None:
+            fix = self._fixes[rule.id] = (
+                rule.fix.summary,
+                json.dumps(rule.fix.model_dump(mode="json"), ensure_ascii=False),
+            )
         return {
             "hit_id": hit_id(rule.id, group_key, parts),
             "rule_id": rule.id,
@@ -308,12 +315,26 @@ class Evaluator:
             "last_seen": row.get("last_seen"),
             "count": int(row["n"]),
             "samples": row["samples"],
-            "fix_summary": fix["summary"] if fix else None,
-            "fix_json": json.dumps(fix, ensure_ascii=False) if fix else None,
+            "fix_summary": fix[0] if fix else None,
+            "fix_json": fix[1] if fix else None,
             "references": list(rule.references),
-            "query": pretty(rule_query(rule.table, rule.match, schema, values)),
+            "query": self._query(rule, schema, values),
             "detected_at": dt.datetime.now(dt.UTC),
         }
+
+    def _query(self, rule: Rule, schema: TableSchema, values: dict[str, Any]) -> str:
+        """The SQL that lists the hit's rows: the rule's test (rendered once per rule), narrowed to the group."""
+        key = (rule.id, schema.name)
+        where = self._queries.get(key)
+        if where is None:
+            where = self._queries[key] = pretty(compile_condition(rule.match, schema))
+        narrowing = group_filter(values, schema)
+        lines = [f"SELECT * FROM {scan.q(rule.table)}", f"WHERE ({where})" if narrowing else f"WHERE {where}"]
+        if narrowing:
+            lines.append(f"  AND {narrowing}")
+        if schema.time_column:
+            lines.append(f"ORDER BY {scan.q(schema.time_column)}")
+        return "\n".join(lines)
 
     def _write(self, run: TableRun) -> None:
         """Append new hits and the watermark in one commit (the watermark even with no hits)."""

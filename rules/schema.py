@@ -19,6 +19,12 @@ from warehouse.store import VERSION_COLUMN
 
 #: Columns holding the text a person reads for a row, in order of preference (samples use it).
 TEXT_COLUMNS = ("message", "raw", "text")
+#: Columns of free text (whole lines, messages, protocol data). A regex pass over one costs several
+#: times a pass over a short code column (``tls_error``, ``enhanced_status``), so the prefilter
+#: looks for a rule's signature in a short column whenever the rule tests one.
+WIDE_COLUMNS = frozenset(
+    {"raw", "data", "context", "message", "text", "error_text", "event_data_json", "parameters"}
+)
 #: Columns that identify a row's bytes (every data table ends with them).
 SOURCE_COLUMNS = ("source_file", "source_offset", "line_number")
 
@@ -53,7 +59,7 @@ class FieldRef:
         return pa.types.is_timestamp(self.type)
 
 
-@dataclass
+@dataclass(eq=False)
 class TableSchema:
     """One table's columns as rules see them."""
 
