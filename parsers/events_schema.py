@@ -14,14 +14,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
-from parsers.base import SOURCE_FIELDS, TIMESTAMP, FileParser
+from parsers.base import SOURCE_FIELDS, TIMESTAMP, FileBatch, FileParser, ParseResult, Reject, rejects_table
 
 EVENTS_TABLE = "events"
 
@@ -102,9 +102,9 @@ def hex32(value: int) -> str:
 
 
 _ANY_HEX = re.compile(r"0[xX]0*([0-9A-Fa-f]{1,8})")
-_ANY_DEC = re.compile(r"-?\d{1,10}")
+_ANY_DEC = re.compile(r"-?[0-9]{1,10}")
 _STRICT_HEX = re.compile(r"0[xX][89A-Fa-f][0-9A-Fa-f]{7}")
-_STRICT_DEC = re.compile(r"-\d{9,10}")
+_STRICT_DEC = re.compile(r"-[0-9]{9,10}")
 
 
 def normalise_code(text: str | None, *, strict: bool = False) -> str | None:
@@ -114,7 +114,7 @@ def normalise_code(text: str | None, *, strict: bool = False) -> str | None:
     HRESULT/NTSTATUS failure (eight hex digits with the high bit set, or a large negative
     decimal), for scanning values and messages whose field name says nothing.
     """
-    s = (text or "").strip()
+    s = (text or "").strip(" ")  # as SQL's trim()
     if strict:
         if _STRICT_HEX.fullmatch(s):
             value = int(s, 16)
@@ -416,6 +416,39 @@ def finish(con: duckdb.DuckDBPyConnection, base: pa.Table) -> pa.Table:
         columns[name] = derived.column(name)
     arrays = [columns[f.name].cast(f.type) for f in EVENTS_SCHEMA]
     return pa.Table.from_arrays(arrays, schema=EVENTS_SCHEMA)
+
+
+class Batcher:
+    """Rows and rejects of one file, handed out in bounded batches with growing positions."""
+
+    def __init__(self, batch_records: int) -> None:
+        self.limit = batch_records
+        self.rows = EventColumns()
+        self.rejects: list[Reject] = []
+        self.position = 0
+        self.handed = 0  # position of the last batch handed out
+        self.con = connect()
+
+    def full(self) -> bool:
+        return len(self.rows) + len(self.rejects) >= self.limit
+
+    def take(self, position: int | None = None) -> FileBatch:
+        result = ParseResult(records_read=len(self.rows) + len(self.rejects))
+        if len(self.rows):
+            result.add(EVENTS_TABLE, finish(self.con, self.rows.table()))
+        if self.rejects:
+            result.rejects = rejects_table(self.rejects)
+        self.rows, self.rejects = EventColumns(), []
+        self.handed = max(position or 0, self.position, 1)
+        return FileBatch(result, self.handed)
+
+    def last(self, size: int) -> Iterator[FileBatch]:
+        """The final batch (up to the file's size), unless it would add nothing to the previous."""
+        if len(self.rows) or self.rejects or max(size, self.position, 1) > self.handed:
+            yield self.take(size)
+
+    def close(self) -> None:
+        self.con.close()
 
 
 class EventsParser(FileParser):

@@ -21,16 +21,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from parsers.base import FileBatch, ParseResult, Reject, rejects_table
-from parsers.events_schema import (
-    EVENTS_TABLE,
-    EventColumns,
-    EventsParser,
-    clean_message,
-    clip,
-    connect,
-    finish,
-)
+from parsers.base import FileBatch, Reject
+from parsers.events_schema import Batcher, EventsParser, clean_message, clip
 from parsers.sync_errors_common import Line, read_lines, sniff_text
 
 #: Lines after which an unclosed quote is given up on (a damaged file, not a long message).
@@ -136,34 +128,16 @@ def records(lines: Iterator[Line], *, starts: re.Pattern[str] | None) -> Iterato
         yield emit()
 
 
+class FieldsError(ValueError):
+    """A record the csv module cannot split (a stray carriage return, say)."""
+
+
 def split_fields(text: str, delimiter: str) -> list[str]:
-    return next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
-
-
-class Batcher:
-    """Rows and rejects of one file, handed out in bounded batches with growing positions."""
-
-    def __init__(self, batch_records: int) -> None:
-        self.limit = batch_records
-        self.rows = EventColumns()
-        self.rejects: list[Reject] = []
-        self.position = 0
-        self.con = connect()
-
-    def full(self) -> bool:
-        return len(self.rows) + len(self.rejects) >= self.limit
-
-    def take(self, position: int | None = None) -> FileBatch:
-        result = ParseResult(records_read=len(self.rows) + len(self.rejects))
-        if len(self.rows):
-            result.add(EVENTS_TABLE, finish(self.con, self.rows.table()))
-        if self.rejects:
-            result.rejects = rejects_table(self.rejects)
-        self.rows, self.rejects = EventColumns(), []
-        return FileBatch(result, max(position or 0, self.position, 1))
-
-    def close(self) -> None:
-        self.con.close()
+    """The fields of one record; its line ends are ``\\n`` (as ``records`` joins them)."""
+    try:
+        return next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), [])
+    except csv.Error as exc:
+        raise FieldsError(f"malformed {'TXT' if delimiter == chr(9) else 'CSV'} record: {exc}") from None
 
 
 class EventViewerParser(EventsParser):
@@ -206,7 +180,7 @@ class EventViewerParser(EventsParser):
                     out.rows.add(values)
                 if out.full():
                     yield out.take()
-            yield out.take(path.stat().st_size)
+            yield from out.last(path.stat().st_size)
         finally:
             out.close()
 
@@ -215,7 +189,10 @@ class EventViewerParser(EventsParser):
     ) -> tuple[dict[str, Any] | None, str | None]:
         if record.problem is not None:
             return None, record.problem
-        fields = split_fields(record.text, self.delimiter)
+        try:
+            fields = split_fields(record.text, self.delimiter)
+        except FieldsError as exc:
+            return None, str(exc)
         if len(fields) < 5:
             return None, f"expected at least 5 {self.format.upper()} fields, found {len(fields)}"
         level, when, provider, event_id, task = (f.strip() for f in fields[:5])

@@ -17,9 +17,9 @@ from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from parsers.base import FileBatch, Reject
-from parsers.events_schema import EventsParser, clean_message, clip
+from parsers.events_schema import Batcher, EventsParser, clean_message, clip
 from parsers.sync_errors_common import read_lines, sniff_text
-from parsers.winevent_csv import Batcher, parse_local_time, records, split_fields, zone_of
+from parsers.winevent_csv import FieldsError, parse_local_time, records, split_fields, zone_of
 
 TYPE_LINE = "#TYPE System.Diagnostics.Eventing.Reader.EventLogRecord"
 _HEADER = re.compile(r'^\ufeff?"Message"([,;\t|])"Id"\1')
@@ -85,8 +85,12 @@ class PowerShellCsvParser(EventsParser):
                 text = line.text.lstrip("\ufeff")
                 m = _HEADER.match(text)
                 if m is not None:
+                    try:
+                        columns = split_fields(text, m.group(1))
+                    except FieldsError as exc:
+                        out.rejects.append(self._reject(source, line.offset, line.number, str(exc), text))
+                        continue
                     delimiter = m.group(1)
-                    columns = split_fields(text, delimiter)
                     out.position = line.offset + 1
                     break
                 if text.strip() and not text.startswith("#TYPE"):
@@ -105,7 +109,7 @@ class PowerShellCsvParser(EventsParser):
                     out.rows.add(values)
                 if out.full():
                     yield out.take()
-            yield out.take(path.stat().st_size)
+            yield from out.last(path.stat().st_size)
         finally:
             out.close()
 
@@ -114,7 +118,10 @@ class PowerShellCsvParser(EventsParser):
     ) -> tuple[dict[str, Any] | None, str | None]:
         if problem is not None:
             return None, problem
-        fields = split_fields(text, delimiter)
+        try:
+            fields = split_fields(text, delimiter)
+        except FieldsError as exc:
+            return None, str(exc)
         if len(fields) != len(columns):
             return None, f"expected {len(columns)} fields as in the header, found {len(fields)}"
         row = dict(zip(columns, fields, strict=True))

@@ -17,16 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from parsers.base import FileBatch, ParseResult, Reject, rejects_table
+from parsers.base import FileBatch, Reject
 from parsers.events_schema import (
-    EVENTS_TABLE,
-    EventColumns,
+    Batcher,
     EventsParser,
     clean_message,
     clip,
-    connect,
     event_data_text,
-    finish,
     parse_system_time,
     put,
 )
@@ -320,9 +317,7 @@ class WinEventXmlParser(EventsParser):
         return 95 if NAMESPACE in text else 60
 
     def parse_file(self, path: Path, *, source: str, batch_records: int = 50_000) -> Iterator[FileBatch]:
-        con = connect()
-        rows, rejects = EventColumns(), []
-        position = 0
+        out = Batcher(batch_records)
         root_attrs = ""
         try:
             for piece in pieces(path):
@@ -330,14 +325,14 @@ class WinEventXmlParser(EventsParser):
                     m = _ROOT.match(piece.text)
                     root_attrs = m.group(1) if m else ""
                     continue
-                position = piece.offset + 1
+                out.position = piece.offset + 1
                 if piece.problem is not None:
-                    rejects.append(self._reject(source, piece, piece.problem))
+                    out.rejects.append(self._reject(source, piece, piece.problem))
                 else:
                     try:
                         elem = _parse(piece.text, root_attrs)
                     except ET.ParseError as exc:
-                        rejects.append(self._reject(source, piece, f"malformed XML: {exc}"))
+                        out.rejects.append(self._reject(source, piece, f"malformed XML: {exc}"))
                     else:
                         values = event_row(elem)
                         values.update(
@@ -346,13 +341,12 @@ class WinEventXmlParser(EventsParser):
                             source_offset=piece.offset,
                             line_number=piece.line,
                         )
-                        rows.add(values)
-                if len(rows) + len(rejects) >= batch_records:
-                    yield _batch(con, rows, rejects, position)
-                    rows, rejects = EventColumns(), []
-            yield _batch(con, rows, rejects, max(position, path.stat().st_size, 1))
+                        out.rows.add(values)
+                if out.full():
+                    yield out.take()
+            yield from out.last(path.stat().st_size)
         finally:
-            con.close()
+            out.close()
 
     def _reject(self, source: str, piece: Piece, reason: str) -> Reject:
         return Reject(source, piece.offset, piece.line, self.name, reason, clip(piece.text, 4096))
@@ -367,12 +361,3 @@ def _parse(text: str, root_attrs: str) -> ET.Element:
         # a prefix declared on the <Events> root: parse the element inside a copy of the root
         wrapper = ET.fromstring(f"<r{root_attrs}>{text}</r>")
         return wrapper[0]
-
-
-def _batch(con: Any, rows: EventColumns, rejects: list[Reject], position: int) -> FileBatch:
-    result = ParseResult(records_read=len(rows) + len(rejects))
-    if len(rows):
-        result.add(EVENTS_TABLE, finish(con, rows.table()))
-    if rejects:
-        result.rejects = rejects_table(rejects)
-    return FileBatch(result, position)
