@@ -8,7 +8,6 @@ reason, and the certificate a TLS handshake used. Rows that cannot hold a value 
 
 from __future__ import annotations
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -182,23 +181,36 @@ def typed_smtp(columns: dict[str, pa.ChunkedArray], layout: Layout) -> Typed:
     return Typed(out, bad_time=~ok, time_text=columns["date_time"])
 
 
+def _scatter(n: int, mask: pa.Array, values: Column) -> pa.Array:
+    """A column of ``n`` nulls holding ``values`` at the rows where ``mask`` is true (in order)."""
+    return pc.replace_with_mask(pa.nulls(n, pa.string()), mask, values)
+
+
 def _certificate(out: dict[str, Column], event: Column, d: Distinct, c: Distinct) -> None:
-    """cert_* columns from a one-line dump, or from Exchange 2010's one-property-per-line form."""
+    """cert_* columns from a one-line dump, or from Exchange 2010's one-property-per-line form.
+
+    Certificate lines are a few in a thousand: their data is gathered, parsed, and scattered
+    back, so the other rows cost one mask and no string copies.
+    """
     n = len(event)
     starred = pc.fill_null(pc.equal(event, "*"), False)
-    dump_context = pc.fill_null(pc.match_substring_regex(c.values, CERT_CONTEXT), False)
-    dump_rows = pc.and_(starred, c.rows(dump_context))
-    # the (costly) certificate regex runs only on the distinct data texts of dump lines
-    wanted = np.zeros(len(d.values), dtype=bool)
-    wanted[pc.drop_null(pc.filter(d.indices, dump_rows)).to_numpy()] = True
-    dump = pc.extract_regex(_only(pa.array(wanted), d.values), CERT_DUMP)
+    starred = starred.combine_chunks() if isinstance(starred, pa.ChunkedArray) else starred
+    dump_rows = pc.and_(
+        starred, c.rows(pc.fill_null(pc.match_substring_regex(c.values, CERT_CONTEXT), False))
+    )
+    which = d.indices.filter(dump_rows)  # distinct data text of each dump line
+    texts = pc.unique(which)  # the same certificate is dumped in every session: parse it once
+    dump = pc.extract_regex(d.values.take(texts), CERT_DUMP)
+    back = pc.index_in(which, value_set=texts)
+    for column in CERT_LINES:
+        found = _field(dump, column.removeprefix("cert_")).take(back)
+        out[column] = (
+            _scatter(n, dump_rows, found) if found.null_count < len(found) else pa.nulls(n, pa.string())
+        )
     label = c.rows(pc.index_in(c.values, value_set=pa.array(list(CERT_LINES.values()))))
-    trimmed = d.rows(pc.utf8_trim_whitespace(d.values)) if label.null_count < n else None
+    if label.null_count == n:
+        return
     for i, column in enumerate(CERT_LINES):
-        found = d.rows(_field(dump, column.removeprefix("cert_")))
-        from_dump = found if found.null_count == n else _only(dump_rows, found)
-        if trimmed is None:
-            out[column] = from_dump
-            continue
-        from_line = _only(pc.and_(starred, pc.fill_null(pc.equal(label, i), False)), trimmed)
-        out[column] = _first(from_dump, from_line)
+        rows = pc.and_(starred, pc.fill_null(pc.equal(label, i), False))
+        found = pc.utf8_trim_whitespace(d.values.take(d.indices.filter(rows)))
+        out[column] = pc.replace_with_mask(out[column], rows, found)

@@ -126,7 +126,8 @@ class W3CParser(StreamParser):
         buf = np.frombuffer(data, dtype=np.uint8)
         ends = np.append(starts[1:], len(data)).astype(np.int64)
         text = lines_array(data, starts)
-        bad_utf8 = invalid_utf8_mask(data, starts)
+        # pure ASCII (most Exchange logs) needs no UTF-8 check: one vectorised max
+        bad_utf8 = invalid_utf8_mask(data, starts) if buf.max() >= 0x80 else np.zeros(n, dtype=bool)
         empty = np.asarray(pc.binary_length(text).to_numpy(zero_copy_only=False)) == 0
         blank = _blank_lines(text, buf[starts], empty)
         bom = _bom_lines(data, starts, buf)
