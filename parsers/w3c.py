@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from parsers.base import SOURCE_FIELDS, ParseResult, ParserState, Reject, StreamParser, rejects_table
 from parsers.smtp_columns import SCHEMA as SMTP_SCHEMA
+from parsers.smtp_columns import TABLE as SMTP_TABLE
 from parsers.smtp_columns import typed_smtp
 from parsers.text import UTF8_BOM, invalid_utf8_mask, line_starts, lines_array, looks_like_text
 from parsers.w3c_header import (
@@ -106,6 +107,8 @@ class W3CParser(StreamParser):
     """Any W3C extended log with a ``#Fields:`` header (IIS, Exchange connectivity, HttpProxy...)."""
 
     name: ClassVar[str] = "w3c"
+    #: Fixed schemas only; generic tables take their columns from each log's ``#Fields:`` header.
+    TABLES: ClassVar[dict[str, pa.Schema]] = {DIRECTIVES_TABLE: DIRECTIVES_SCHEMA}
 
     @classmethod
     def sniff(cls, head: bytes, path: Path) -> int:
@@ -290,6 +293,7 @@ class SmtpLogParser(W3CParser):
     """Exchange SMTP Send/Receive protocol logs (table ``smtp``)."""
 
     name: ClassVar[str] = "exchange_smtp"
+    TABLES: ClassVar[dict[str, pa.Schema]] = {SMTP_TABLE: SMTP_SCHEMA, DIRECTIVES_TABLE: DIRECTIVES_SCHEMA}
 
     @classmethod
     def sniff(cls, head: bytes, path: Path) -> int:
