@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-import shlex
 import traceback
 from dataclasses import replace
 from pathlib import Path
@@ -54,10 +53,14 @@ def clip(text: str, limit: int = MAX_SAMPLE_CHARS) -> str:
 
 
 def shell_arg(text: str) -> str:
-    """``text`` as one shell argument, in double quotes when that needs no escaping (SQL mostly)."""
-    if not any(c in text for c in '"\\$`!'):
+    """``text`` as one shell argument a person can read and paste: in double quotes when that
+    needs no escaping, else a quoted here-document (SQL with quoted identifiers, several lines)."""
+    if "\n" not in text and not any(c in text for c in '"\\$`!'):
         return f'"{text}"'
-    return shlex.quote(text)
+    end = "SQL"
+    while end in text:
+        end += "_END"
+    return f"\"$(cat <<'{end}'\n{text}\n{end}\n)\""
 
 
 def duration(seconds: float) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from tickets import adf
 from tickets.errors import SinkConfigError
 from tickets.markup import ZWSP, JiraWiki, Markdown, Markup, Textile
 from tickets.model import Sample
-from tickets.templates import Renderer, example_incident
+from tickets.templates import Renderer, example_incident, shell_arg
 
 MD = MarkdownIt("commonmark")
 LOG_TEXT = st.text(
@@ -128,3 +129,18 @@ def test_a_broken_template_stops_start_up_with_file_and_line(tmp_path: Path) -> 
     (tmp_path / "update.j2").write_text("{% if %}")
     with pytest.raises(SinkConfigError, match=r"update\.j2:1"):
         Renderer(Markdown(), tmp_path).check()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.text(
+        alphabet=st.characters(blacklist_categories=("Cs", "Cc"), whitelist_characters="\n\t"), min_size=1
+    )
+    .map(str.strip)
+    .filter(bool)
+)
+def test_the_query_command_in_tickets_pastes_back_to_the_same_sql(sql: str) -> None:
+    out = subprocess.run(
+        ["bash", "-c", "printf %s " + shell_arg(sql)], capture_output=True, text=True, timeout=10
+    )
+    assert out.stdout == sql
