@@ -87,7 +87,7 @@ def _session(sid: str, lip: str, lport: int, rip: str, kind: int) -> list[str]:
             (local, "-", ",,Remote"),
         ]
     else:
-        n = lport % 3 + 1
+        n = lport % 6 + 1
         body += [
             (local, "*", "," + _TLS_OK),
             (local, ">", ",EHLO ex01.contoso.com,"),
@@ -151,6 +151,7 @@ def _child_ingest(log: str, wh_dir: str, parse_only: bool) -> None:
     """Run in a child process: time one ingest (or parse) and report figures as JSON."""
     from ingest.backfill import ingest_paths
     from ingest.reader import read_chunks
+    from parsers.base import StreamParser
     from parsers.registry import detect
     from warehouse.store import Warehouse
 
@@ -160,16 +161,17 @@ def _child_ingest(log: str, wh_dir: str, parse_only: bool) -> None:
         with path.open("rb") as f:
             head = f.read(65536)
         parser_cls = detect(head, path)
-        assert parser_cls is not None
-        parser = parser_cls()
-        state = parser.new_state()  # type: ignore[attr-defined]
+        parser = parser_cls() if parser_cls is not None else None
+        if not isinstance(parser, StreamParser):
+            raise SystemExit(f"{log}: not detected as a line-oriented log")
+        state = parser.new_state()
         rows = rejects = 0
         with path.open("rb") as f:
             for chunk in read_chunks(f, 0):
-                res = parser.parse(chunk.data, source=log, base_offset=chunk.start, state=state)  # type: ignore[attr-defined]
+                res = parser.parse(chunk.data, source=log, base_offset=chunk.start, state=state)
                 rows += res.row_count
                 rejects += res.rejects.num_rows
-        figures = {"rows": rows, "rejects": rejects, "format": parser.name}
+        figures: dict[str, object] = {"rows": rows, "rejects": rejects, "format": parser.name}
     else:
         stats = ingest_paths(Warehouse(wh_dir), [Path(log)])
         figures = {"rows": stats.row_count, "rejects": stats.rejects, "commits": stats.commits}
