@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import json
-import os
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +21,8 @@ from typing import Any
 
 from tickets.errors import DispatchLockedError
 from tickets.model import Fix, Incident, News, Sample
+from warehouse.errors import WarehouseLockedError
+from warehouse.lock import WriterLock
 
 SCHEMA_VERSION = 1
 KEPT_SAMPLES = 50
@@ -296,15 +296,10 @@ class StateStore:
     # -- sink health (a sink that keeps failing is paused with backoff) ------------------------------
     def health(self, sink: str) -> SinkHealth | None:
         row = self.con.execute("select * from sinks where sink=?", (sink,)).fetchone()
-        if row is None:
-            return None
-        return SinkHealth(row["sink"], row["failures"], _dt(row["retry_at"]), row["last_error"])
+        return _health(row) if row is not None else None
 
     def all_health(self) -> list[SinkHealth]:
-        return [
-            SinkHealth(r["sink"], r["failures"], _dt(r["retry_at"]), r["last_error"])
-            for r in self.con.execute("select * from sinks order by sink")
-        ]
+        return [_health(r) for r in self.con.execute("select * from sinks order by sink")]
 
     def sink_failed(self, sink: str, error: str, retry_at: dt.datetime) -> int:
         h = self.health(sink)
@@ -316,6 +311,10 @@ class StateStore:
 
     def sink_ok(self, sink: str) -> None:
         self.con.execute("delete from sinks where sink=?", (sink,))
+
+
+def _health(row: sqlite3.Row) -> SinkHealth:
+    return SinkHealth(row["sink"], row["failures"], _dt(row["retry_at"]), row["last_error"])
 
 
 def _delivery(row: sqlite3.Row) -> Delivery:
@@ -345,30 +344,26 @@ def _max(a: dt.datetime | None, b: dt.datetime | None) -> dt.datetime | None:
 
 
 class DispatchLock:
-    """One dispatcher per warehouse: a second one gets a clear error instead of double tickets."""
+    """One dispatcher per warehouse: a second one gets a clear error instead of double tickets.
+
+    The warehouse's writer lock, on a file of its own under ``state/`` (dispatching does not
+    write tables, so it never waits for ``ingest`` or ``tail``).
+    """
 
     def __init__(self, state_dir: Path) -> None:
-        self.path = state_dir / "tickets.lock"
-        self._fd: int | None = None
+        self.state_dir = state_dir
+        self._lock = WriterLock(state_dir)
 
     def __enter__(self) -> DispatchLock:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
+            self._lock.acquire()
+        except WarehouseLockedError:
+            holder = self._lock.path.read_text(errors="replace").strip() or "unknown"
             raise DispatchLockedError(
-                f"tickets of {self.path.parent.parent} are being dispatched by process {holder}; "
+                f"tickets of {self.state_dir.parent} are being dispatched by process {holder}; "
                 "that process will send them (stop it to dispatch by hand)"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        self._fd = fd
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        self._lock.release()

@@ -69,16 +69,9 @@ class Hits:
         self.total: dict[str, int] = {}  # occurrences per dedup key
         self.counts: dict[str, int] = {}  # hits (rows) per dedup key
 
-    def add(
-        self,
-        group: str = "connector=Outbound to Office 365",
-        *,
-        count: int = 1,
-        lines: list[str] | None = None,
-        rule_id: str = RULE_ID,
-        hit_id: str | None = None,
-    ) -> dict[str, Any]:
-        row = self.row(group, count=count, lines=lines, rule_id=rule_id, hit_id=hit_id)
+    def add(self, group: str = "connector=Outbound to Office 365", **kw: Any) -> dict[str, Any]:
+        """One hit of ``group`` in a commit of its own; ``kw`` as for ``row``."""
+        row = self.row(group, **kw)
         self.append([row])
         return row
 

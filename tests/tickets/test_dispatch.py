@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import re
+import time
+from collections.abc import Callable
+
+import pytest
 
 from tests.tickets.conftest import MakeDispatcher
 from tests.tickets.hitdata import HOSTILE, LINES, LOG, QUERY, RULE_TITLE, Hits, key
+from tickets.background import BackgroundDispatch
 from tickets.base import parse_marker
 from tickets.clock import ManualClock
+from tickets.errors import DispatchLockedError
 from tickets.fakes import MemorySink
 from tickets.model import ticket_token
-from tickets.store import StateStore
+from tickets.store import DispatchLock, StateStore
 from warehouse.store import Warehouse
 
 
@@ -200,3 +207,39 @@ def test_hostile_log_text_stays_inside_the_code_block(hits: Hits, make_dispatche
     assert HOSTILE in body  # verbatim inside a fence longer than any backtick run in it
     assert "````text\n" + HOSTILE + "\n````" in body
     assert parse_marker(body, ticket_token(key())) == (True, 1)
+
+
+def test_one_dispatcher_at_a_time(hits: Hits, warehouse: Warehouse, make_dispatcher: MakeDispatcher) -> None:
+    hits.add()
+    with (
+        DispatchLock(warehouse.state_dir),
+        pytest.raises(DispatchLockedError, match=f"process {os.getpid()}"),
+    ):
+        make_dispatcher(MemorySink()).run_once()
+
+
+def test_background_dispatch_sends_new_hits_without_blocking_the_caller(
+    hits: Hits, make_dispatcher: MakeDispatcher
+) -> None:
+    sink = MemorySink()
+    errors: list[Exception] = []
+    bg = BackgroundDispatch(
+        make_dispatcher(sink, update_interval=0), every=60, on_error=errors.append
+    ).start()
+    try:
+        hits.add(count=2)
+        bg.wake()
+        wait_for(lambda: len(sink.tickets) == 1)
+        hits.add(count=3)
+        bg.wake()
+        wait_for(lambda: len(sink.tickets["1"].comments) == 1)
+    finally:
+        bg.stop()
+    assert errors == [] and "3 new occurrences" in sink.tickets["1"].comments[0][1]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
