@@ -367,7 +367,7 @@ class _Recorder(Sink):
         return []
 
     def create(self, msg: Message) -> RemoteTicket:
-        self.report.previews.append((self.name, "create", msg))
+        self.report.previews.append((self.name, f"create (unless a ticket already carries {msg.token})", msg))
         return RemoteTicket(id="(new)")
 
     def get(self, remote_id: str) -> RemoteTicket:

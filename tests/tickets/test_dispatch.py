@@ -190,7 +190,7 @@ def test_dry_run_sends_and_keeps_nothing(
     d = make_dispatcher(sink)
     hits.add()
     report = d.run_once(dry_run=True)
-    assert [(s, a) for s, a, _ in report.previews] == [("memory", "create")]
+    assert [(s, a.split()[0]) for s, a, _ in report.previews] == [("memory", "create")]
     assert "TLS negotiation failed" in report.previews[0][2].body
     assert sink.calls == [] and sink.tickets == {}
     store = StateStore(warehouse.state_dir / "tickets.sqlite")
