@@ -87,13 +87,14 @@ def _ipv4_int(text: exp.Expr) -> exp.Expr:
             this=exp.Anonymous(
                 this="split_part", expressions=[text, exp.Literal.string("."), exp.Literal.number(i)]
             ),
-            to=exp.DataType.build("UTINYINT"),
+            to=exp.DataType.build("UTINYINT", dialect="duckdb"),
         )
         for i in (1, 2, 3, 4)
     ]
     total: exp.Expr = exp.cast(octets[0], "BIGINT")
     for octet in octets[1:]:
-        total = exp.Add(this=exp.Mul(this=total, expression=exp.Literal.number(256)), expression=octet)
+        shifted = exp.Mul(this=exp.paren(total), expression=exp.Literal.number(256))
+        total = exp.Add(this=shifted, expression=exp.cast(octet, "BIGINT"))
     four = exp.EQ(
         this=exp.Anonymous(
             this="len",

@@ -7,6 +7,7 @@ is produced (no tags, no object construction): a rule is data.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,6 +52,15 @@ class _Loader(yaml.SafeLoader):
         return result
 
 
+# YAML 1.2 booleans: only true/false. YAML 1.1 also reads on/off/yes/no as booleans, which would
+# turn `on:` (the key of a correlation) or a value `no` into True/False behind the rule author's back.
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _Loader.construct_pos_mapping)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _Loader.construct_pos_sequence)
 
