@@ -194,3 +194,30 @@ def test_bulk_path_declines_when_a_quote_swallows_lines() -> None:
     result = SmtpLogParser().parse(HEADER.encode() + data, source="x", base_offset=0, state=W3CState())
     assert result.tables["smtp"].num_rows == 20
     assert [r["line_number"] for r in result.rejects.to_pylist()] == [16]
+
+
+_junk_line = st.one_of(
+    st.binary(max_size=60).map(lambda b: b.replace(b"\n", b"")),
+    st.sampled_from(
+        [
+            b"#Fields: a,b",
+            b"#Fields: date time x",
+            b"#Software: X",
+            b"#",
+            b"#:",
+            b'"',
+            b"\xef\xbb\xbf#Log-type: Y",
+        ]
+    ),
+    st.builds(lambda s: GOOD.format(s=1, ms=2, n=3).encode()[:s], st.integers(0, 200)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_junk_line, max_size=30), st.booleans())
+def test_any_bytes_reconcile_and_never_raise(lines: list[bytes], with_header: bool) -> None:
+    data = (HEADER.encode() if with_header else b"") + b"\n".join(lines)
+    parser = W3CParser()
+    result = parser.parse(data, source="junk.log", base_offset=0, state=parser.new_state())
+    assert result.reconciles()
+    assert result.records_read == len(line_starts(data))
