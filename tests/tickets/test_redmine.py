@@ -1,19 +1,14 @@
 """The ticket dispatcher against a real Redmine (Debian's redmine + SQLite + thin on 127.0.0.1).
 
-The session fixture installs the packages once per machine (root, apt; ~40 s the first time) and
-starts thin (~5 s). Where that is impossible the tests are skipped with the reason, and the
+The packages are installed once per machine (root, apt; ~40 s the first time) and thin is started
+(~5 s) in the background as soon as these tests are collected (``redmine_server.Launch``). Where that is impossible the tests are skipped with the reason, and the
 terminal summary says in capitals that the Redmine integration test did not run.
 """
 
 from __future__ import annotations
 
 import html
-import os
 import random
-import signal
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,16 +19,13 @@ import httpx
 import pytest
 
 from tests.tickets.hitdata import HOSTILE, LINES, Hits, key
+from tests.tickets.redmine_server import API_KEY, EARLY, SKIP_PREFIX, CannotRun, Launch
 from tickets.clock import ManualClock
 from tickets.config import TicketsConfig
 from tickets.dispatch import Dispatcher
 from tickets.model import ticket_token
 from tickets.redmine import RedmineConfig, RedmineSink
 from warehouse.store import Warehouse
-
-SCRIPT = Path(__file__).with_name("redmine_on_loopback.sh")
-API_KEY = "0123456789abcdef0123456789abcdef01234567"
-SKIP_PREFIX = "REDMINE INTEGRATION TEST DID NOT RUN"
 
 
 @dataclass
@@ -70,52 +62,20 @@ class Redmine:
         return ident
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "API_KEY": API_KEY}
-    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=1200, env=env)
-
-
-def _cannot(proc: subprocess.CompletedProcess[str], step: str) -> None:
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    reason = lines[-1] if lines else f"{step} exited with {proc.returncode}"
-    if proc.returncode == 3:
-        pytest.skip(f"{SKIP_PREFIX}: {reason}")
-    pytest.fail(f"Redmine {step} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-
-
 @pytest.fixture(scope="session")
-def redmine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redmine]:
-    if os.name != "posix":
-        pytest.skip(f"{SKIP_PREFIX}: needs a Debian system (this is {os.name})")
-    proc = _run("install")
-    if proc.returncode:
-        _cannot(proc, "install")
-    port = _free_port()
-    pidfile = tmp_path_factory.mktemp("redmine") / "thin.pid"
-    proc = _run("start", str(port), str(pidfile))
-    if proc.returncode:
-        _cannot(proc, "start")
-    pid = int(pidfile.read_text().strip())
-    url = f"http://127.0.0.1:{port}"
+def redmine() -> Iterator[Redmine]:
+    launch = EARLY.get("redmine") or Launch()  # started at collection time when possible
+    EARLY["redmine"] = launch
+    try:
+        url = launch.wait()
+    except CannotRun as exc:
+        pytest.skip(f"{SKIP_PREFIX}: {exc}")
     client = httpx.Client(base_url=url, headers={"X-Redmine-API-Key": API_KEY}, timeout=30)
     try:
         yield Redmine(url, API_KEY, client)
     finally:
         client.close()
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.1)
+        launch.stop()
 
 
 @pytest.fixture
