@@ -333,7 +333,17 @@ SQL_MACROS: list[str] = [
     "WHEN regexp_full_match(trim(v), '[0-9A-Fa-f]{1,8}') THEN hresult('0x' || trim(v)) END)",
 ]
 
-_CODE_SQL = f"""coalesce(
+
+def _gate(fields: Iterable[str]) -> str:
+    """A regex over ``event_data_json`` that is true when any of ``fields`` is present."""
+    return '"(?:' + "|".join(re.escape(f) for f in fields) + ')":'
+
+
+# Each derivation is computed only for rows that can have it (a cheap scan of the event data's
+# JSON text decides), because most events carry none of these fields.
+_CODE_GATE = _gate(CODE_FIELDS + HEX_CODE_FIELDS) + '|"-[0-9]{9}|"0[xX][89A-Fa-f][0-9A-Fa-f]{7}"'
+_CODE_SQL = f"""CASE WHEN message IS NOT NULL OR provider = 'RasClient' OR regexp_matches(edj, '{_CODE_GATE}')
+THEN coalesce(
     list_filter(list_transform([{_list_sql(CODE_FIELDS)}], lambda k: hresult(event_data[k])), lambda x: x IS NOT NULL)[1],
     list_filter(list_transform([{_list_sql(HEX_CODE_FIELDS)}], lambda k: hresult_hex(event_data[k])),
                 lambda x: x IS NOT NULL)[1],
@@ -342,19 +352,20 @@ _CODE_SQL = f"""coalesce(
     hresult(NULLIF(regexp_extract(message, '(?i)error code returned on failure is (-?[0-9]+|0x[0-9a-f]+)', 1), '')),
     list_filter(list_transform(regexp_extract_all(message, '(?:^|[^0-9A-Za-z_-])(0[xX][0-9A-Fa-f]{{8}}|-[0-9]{{9,10}})\\b', 1),
                                lambda v: hresult_strict(v)), lambda x: x IS NOT NULL)[1]
-)"""
+) END"""
 
-_TARGET_SQL = f"""coalesce(
+_TARGET_SQL = f"""CASE WHEN message IS NOT NULL OR provider = 'LsaSrv' OR regexp_matches(edj, '{_gate(TARGET_FIELDS)}')
+THEN coalesce(
     list_filter(list_transform([{_list_sql(TARGET_FIELDS)}], lambda k: NULLIF(NULLIF(trim(event_data[k]), ''), '-')),
                 lambda x: x IS NOT NULL)[1],
     CASE WHEN provider = 'LsaSrv' AND event_id = 6041 THEN NULLIF(trim(event_data['1']), '') END,
     NULLIF(regexp_extract(message, 'CredSSP authentication to (\\S+) failed', 1), '')
-)"""
+) END"""
 
-_ALERT_SQL = """coalesce(
+_ALERT_SQL = """CASE WHEN message IS NOT NULL OR contains(edj, '"AlertDesc":') THEN coalesce(
     TRY_CAST(event_data['AlertDesc'] AS INTEGER),
     TRY_CAST(NULLIF(regexp_extract(message, 'fatal (?:alert|error) code is ([0-9]+)', 1), '') AS INTEGER)
-)"""
+) END"""
 
 _LEVEL_SQL = "coalesce(level, CASE lower(trim(level_name)) {} END)".format(
     " ".join(f"WHEN '{k}' THEN {v}" for k, v in LEVEL_NUMBERS.items())
@@ -367,11 +378,11 @@ _DERIVE_SQL = f"""SELECT
     _row,
     {_LEVEL_SQL} AS level,
     {_LEVEL_NAME_SQL} AS level_name,
-    CASE WHEN event_data IS NOT NULL THEN CAST(to_json(event_data) AS VARCHAR) END AS event_data_json,
+    edj AS event_data_json,
     {_CODE_SQL} AS code,
     {_ALERT_SQL} AS alert_code,
     {_TARGET_SQL} AS target
-FROM base"""
+FROM (SELECT *, CASE WHEN event_data IS NOT NULL THEN CAST(to_json(event_data) AS VARCHAR) END AS edj FROM base)"""
 
 #: What ``finish`` reads from the base table (the rest passes through untouched, zero-copy).
 _DERIVE_INPUTS = ["level", "level_name", "event_data", "provider", "event_id", "message"]

@@ -73,31 +73,41 @@ _PATHS = [
 ]
 _PATH_LIST = ", ".join("'" + p + "'" for p in _PATHS)
 
-# Values of EventData in its two common shapes become a MAP here; anything else (UserData, nested
-# values, mixed named/unnamed Data) is flagged ``py`` and flattened by ``flatten_json_event``.
-_EXTRACT_SQL = f"""
+# EventData in its two common shapes becomes a MAP here: named ``Data`` (a flat object) and unnamed
+# ``Data`` (``{"Data": {"#text": [...]}, "Binary": ...}``). Anything else (UserData, nested values,
+# named and unnamed mixed) is flagged ``py`` and flattened by ``flatten_json_event``.
+_BLANK = "' ' || chr(9) || chr(10) || chr(12) || chr(13)"
+_CLEAN = (
+    "CASE WHEN {x} IS NULL OR trim({x}, " + _BLANK + ") = '' THEN '' "
+    "WHEN contains({x}, chr(13)) THEN replace(replace({x}, chr(13) || chr(10), chr(10)), chr(13), chr(10)) "
+    "ELSE {x} END"
+)
+_UNNAMED_TEXTS = (
+    "CASE WHEN json_type(ed, '$.Data.\"#text\"') = 'ARRAY' THEN json_extract_string(ed, '$.Data.\"#text\"[*]') "
+    "WHEN json_type(ed, '$.Data') = 'OBJECT' THEN [json_extract_string(ed, '$.Data.\"#text\"')] "
+    "ELSE [json_extract_string(ed, '$.Data')] END"
+)
+_BINARY = "NULLIF(json_extract_string(ed, '$.Binary'), '')"
+
+EXTRACT_SQL = f"""
 WITH r AS (
-    SELECT j, json_extract_string(j, [{_PATH_LIST}]) AS v,
+    SELECT json_extract_string(j, [{_PATH_LIST}]) AS v,
            json_extract(j, '$.Event.EventData') AS ed,
-           json_extract(j, '$.Event.UserData') IS NOT NULL AS has_ud
+           contains(j, '"UserData":') AS has_ud
     FROM records
-), s AS (
-    SELECT *,
-        CASE WHEN ed IS NULL OR json_type(ed) <> 'OBJECT' THEN NULL
-             ELSE json_transform(ed, '"MAP(VARCHAR, JSON)"') END AS m
-    FROM r
 ), k AS (
     SELECT *,
-        CASE WHEN m IS NULL THEN NULL
-             WHEN map_contains(m, 'Data') THEN 'unnamed'
-             WHEN list_bool_and(list_transform(map_values(m),
-                  lambda x: x IS NULL OR NOT (starts_with(x, '{{') OR starts_with(x, '[')))) THEN 'named'
+        CASE WHEN ed IS NULL OR has_ud OR json_type(ed) <> 'OBJECT' THEN NULL
+             WHEN list_has_all(['Data', 'Binary', '#attributes'], json_keys(ed)) THEN
+                  CASE WHEN list_contains(json_keys(ed), 'Data') THEN 'unnamed' END
+             WHEN NOT list_contains(json_keys(ed), 'Data') AND NOT regexp_matches(
+                  regexp_replace(ed, '"#attributes":\\{{[^{{}}]*\\}}', '', 'g'), '":[\\[{{]') THEN 'named'
         END AS shape
-    FROM s
+    FROM r
 )
 SELECT * REPLACE (CASE WHEN cardinality(event_data) = 0 THEN NULL ELSE event_data END AS event_data)
 FROM (SELECT
-    CAST(regexp_replace(v[11], '(\\.[0-9]{{6}})[0-9]+', '\\1') AS TIMESTAMPTZ) AS time_created,
+    CAST(CASE WHEN length(v[11]) > 27 THEN left(v[11], 26) || 'Z' ELSE v[11] END AS TIMESTAMPTZ) AS time_created,
     v[16] AS computer,
     v[15] AS channel,
     coalesce(v[1], v[2]) AS provider,
@@ -113,47 +123,18 @@ FROM (SELECT
     TRY_CAST(v[14] AS BIGINT) AS thread_id,
     v[17] AS user_sid,
     CASE
-        WHEN has_ud THEN NULL
         WHEN shape = 'named' THEN map_from_entries(list_transform(
-            list_filter(map_entries(m), lambda e: e.key <> '#attributes' AND NOT (e.key = 'Binary' AND
-                        (e.value IS NULL OR e.value = '""'))),
-            lambda e: {{'key': e.key, 'value': CASE WHEN e.value IS NULL THEN ''
-                        WHEN regexp_full_match(json_extract_string(e.value, '$'), '[\\t\\n\\f\\r ]*') THEN ''
-                        ELSE replace(replace(json_extract_string(e.value, '$'), chr(13) || chr(10), chr(10)),
-                                     chr(13), chr(10)) END}}))
-        WHEN shape = 'unnamed' AND list_bool_and(list_transform(map_keys(m),
-             lambda x: x IN ('Data', 'Binary', '#attributes'))) THEN (
-            WITH_ORDINALITY_PLACEHOLDER
-        )
+            list_filter(map_entries(json_transform(ed, '"MAP(VARCHAR, VARCHAR)"')),
+                        lambda e: e.key <> '#attributes' AND NOT (e.key = 'Binary' AND coalesce(e.value, '') = '')),
+            lambda e: {{'key': e.key, 'value': {_CLEAN.format(x="e.value")}}}))
+        WHEN shape = 'unnamed' THEN map_from_entries(list_concat(
+            list_transform({_UNNAMED_TEXTS}, lambda x, i: {{'key': CAST(i AS VARCHAR), 'value': {_CLEAN.format(x="x")}}}),
+            CASE WHEN {_BINARY} IS NULL THEN [] ELSE [{{'key': 'Binary', 'value': {_BINARY}}}] END))
     END AS event_data,
-    has_ud OR (m IS NOT NULL AND shape IS NULL) OR (shape = 'unnamed' AND NOT list_bool_and(
-        list_transform(map_keys(m), lambda x: x IN ('Data', 'Binary', '#attributes'))))
-        OR (ed IS NOT NULL AND m IS NULL) AS py
+    has_ud OR (ed IS NOT NULL AND shape IS NULL AND json_type(ed) <> 'NULL') AS py
 FROM k)
 """
 
-
-def _unnamed_sql() -> str:
-    """The MAP of unnamed ``Data`` ("1", "2"...) plus a non-empty ``Binary``."""
-    texts = (
-        "CASE WHEN json_type(m['Data'], '$.\"#text\"') = 'ARRAY' "
-        "THEN json_extract_string(m['Data'], '$.\"#text\"[*]') "
-        "WHEN json_type(m['Data']) = 'OBJECT' THEN [json_extract_string(m['Data'], '$.\"#text\"')] "
-        "ELSE [json_extract_string(m['Data'], '$')] END"
-    )
-    clean = (
-        "CASE WHEN x IS NULL OR regexp_full_match(x, '[\\t\\n\\f\\r ]*') THEN '' "
-        "ELSE replace(replace(x, chr(13) || chr(10), chr(10)), chr(13), chr(10)) END"
-    )
-    return (
-        f"map_from_entries(list_concat("
-        f"list_transform({texts}, lambda x, i: {{'key': CAST(i AS VARCHAR), 'value': {clean}}}), "
-        "CASE WHEN m['Binary'] IS NULL OR m['Binary'] = '\"\"' THEN [] "
-        "ELSE [{'key': 'Binary', 'value': json_extract_string(m['Binary'], '$')}] END))"
-    )
-
-
-EXTRACT_SQL = _EXTRACT_SQL.replace("WITH_ORDINALITY_PLACEHOLDER", _unnamed_sql())
 
 _RECORD_ERROR = re.compile(r"record number (\d+)", re.IGNORECASE)
 _CHUNK_ERROR = re.compile(r"chunk number (\d+)", re.IGNORECASE)
@@ -292,7 +273,7 @@ class EvtxParser(EventsParser):
         ids: list[int] = []  # record header ids (a forwarded event's XML carries its origin's id)
         records: Iterator[Any]
         try:
-            records = evtx.PyEvtxParser(handle).records_json()
+            records = evtx.PyEvtxParser(handle, indent=False).records_json()
         except Exception as exc:  # the package refused the file as a whole
             records = iter(())
             failures.append(_Failure(f"evtx reader could not open the file: {exc}"))
