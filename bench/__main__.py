@@ -9,6 +9,7 @@ import sys
 BENCHES: dict[str, str] = {
     "rules": "bench.rules_scan:main",
     "smtp": "bench.smtp_ingest:main",
+    "evtx": "bench.evtx_events:main",
 }
 
 
