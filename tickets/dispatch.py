@@ -291,7 +291,9 @@ class Dispatcher:
     def _adopt(self, dl: Delivery, ticket: RemoteTicket, inc: Incident) -> None:
         dl.remote_id, dl.remote_url, dl.state = ticket.id, ticket.url, "open"
         dl.sent_seq = min(inc.seq, max(dl.sent_seq, ticket.seq or 0))
-        dl.last_update = None
+        if dl.sent_seq == inc.seq:
+            dl.sent_count = inc.count
+        dl.last_update = None  # what the ticket lacks goes out now
 
     def _sent(self, dl: Delivery, inc: Incident, ticket: RemoteTicket | None) -> None:
         if ticket is not None:
