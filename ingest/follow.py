@@ -28,7 +28,7 @@ from ingest.identity import (
     tail_window,
 )
 from ingest.logs import EventLog
-from ingest.reader import GzipUnreadable, Source, SourceGone, open_source, take_lines
+from ingest.reader import GZIP_MAGIC, GzipUnreadable, Source, SourceGone, open_source, take_lines
 from ingest.settings import TailConfig
 from ingest.status import StatusBook
 from ingest.watch import Source as Origin
@@ -302,6 +302,12 @@ class Follower:
         """Match the file to a known identity, wait, or start a new one; True if it can be read."""
         assert tr.handle is not None
         head = tr.handle.read_at(0, FINGERPRINT_BYTES)
+        if head[:2] == GZIP_MAGIC and not tr.compressed:  # it was empty when opened: an archive being written
+            self._drop_handle(tr)
+            if not self._open(tr, now):
+                return False
+            assert tr.handle is not None
+            head = tr.handle.read_at(0, FINGERPRINT_BYTES)
         settle = self.settings.settle_time
         if not head:
             tr.phase, tr.note = Phase.WAITING, "empty"

@@ -177,11 +177,14 @@ class GzipSource:
 Source = PlainSource | GzipSource
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
 def is_gzip(path: Path) -> bool:
     """By content (magic bytes), so a rotated ``x.log.1`` compressed without suffix is seen too."""
     try:
         with path.open("rb") as f:
-            return f.read(2) == b"\x1f\x8b"
+            return f.read(2) == GZIP_MAGIC
     except OSError:
         return False
 
