@@ -41,6 +41,7 @@ from parsers.events_schema import (
     finish,
     flatten_json_event,
 )
+from parsers.evtx_repair import read_chunk, recover
 
 MAGIC = b"ElfFile\x00"
 CHUNK_MAGIC = b"ElfChnk\x00"
@@ -177,6 +178,12 @@ class Ledger:
         ok[ok] &= ids[ok] <= self.ends[slot[ok]]
         np.add.at(self.seen, self.base[slot[ok]] + (ids[ok] - self.starts[slot[ok]]), 1)
 
+    def declares(self, record_id: int | None) -> bool:
+        if record_id is None or not len(self.starts):
+            return False
+        slot = int(np.searchsorted(self.starts, record_id, side="right")) - 1
+        return slot >= 0 and record_id <= int(self.ends[slot])
+
     def missing(self) -> Iterator[tuple[int, list[Chunk]]]:
         """(record id, chunks declaring it) for each declared copy that never came back."""
         by_range: dict[tuple[int, int], list[Chunk]] = {}
@@ -288,6 +295,9 @@ class EvtxParser(EventsParser):
             if pending:
                 yield self._batch(con, pending, ids, ordinal, source, ledger)
                 ordinal += len(pending)
+            for pending, ids in _recovered(path, ledger, batch_records):
+                yield self._batch(con, pending, ids, ordinal, source, ledger)
+                ordinal += len(pending)
             final = self._final(failures, ledger, ordinal, source)
             if final.result.records_read or ordinal == 0:  # positions must grow from batch to batch
                 yield final
@@ -362,11 +372,11 @@ class EvtxParser(EventsParser):
                     + (f" (record id {cause})" if cause is not None else "")
                 )
             rejects.append(self._reject(source, ordinal + len(rejects), reason, record_id))
+        declared = {c.index for c in ledger.chunks}
         for failure in failures:
-            if id(failure) not in used:
-                rejects.append(
-                    self._reject(source, ordinal + len(rejects), failure.reason, failure.record_id)
-                )
+            if id(failure) in used or failure.chunk in declared or ledger.declares(failure.record_id):
+                continue  # its records were recovered (see evtx_repair), or are rejects above
+            rejects.append(self._reject(source, ordinal + len(rejects), failure.reason, failure.record_id))
         result = ParseResult(records_read=len(rejects))
         if rejects:
             result.rejects = rejects_table(rejects)
@@ -375,6 +385,30 @@ class EvtxParser(EventsParser):
     def _reject(self, source: str, offset: int, reason: str, record_id: int | None) -> Reject:
         raw = None if record_id is None else json.dumps({"event_record_id": record_id})
         return Reject(source, offset, None, self.name, reason, raw)
+
+
+def _recovered(path: Path, ledger: Ledger, batch_records: int) -> Iterator[tuple[list[str], list[int]]]:
+    """Records of damaged chunks that a repaired copy lets the package read (see evtx_repair)."""
+    wanted: dict[int, tuple[Chunk, set[int]]] = {}
+    for record_id, owners in ledger.missing():
+        for chunk in owners:
+            wanted.setdefault(chunk.index, (chunk, set()))[1].add(record_id)
+    if not wanted:
+        return
+    with path.open("rb") as f:
+        header = f.read(HEADER_SIZE)
+    data: list[str] = []
+    ids: list[int] = []
+    for index, (chunk, missing) in sorted(wanted.items()):
+        raw = read_chunk(path, HEADER_SIZE + index * CHUNK_SIZE, CHUNK_SIZE)
+        for record in recover(header, raw, chunk.first_id, chunk.last_id, missing):
+            data.append(record["data"])
+            ids.append(record["event_record_id"])
+            if len(data) >= batch_records:
+                yield data, ids
+                data, ids = [], []
+    if data:
+        yield data, ids
 
 
 def _guarded(records: Iterator[Any], failures: list[_Failure]) -> Iterator[dict[str, Any]]:

@@ -124,27 +124,48 @@ def _damaged(system: Path, tmp_path: Path, damage: dict[int, bytes], size: int |
     return copy
 
 
-def test_a_chunk_with_a_broken_header_costs_only_its_records(system: Path, tmp_path: Path) -> None:
+def same_rows(damaged: pa.Table, original: pa.Table, lost: set[int]) -> bool:
+    """The damaged copy's rows are the original's, less ``lost`` record ids (order aside)."""
+    skip = ["source_file", "source_offset"]
+    keep = [r for r in original.drop_columns(skip).to_pylist() if r["record_id"] not in lost]
+    got = damaged.drop_columns(skip).to_pylist()
+    return sorted(got, key=lambda r: r["record_id"]) == sorted(keep, key=lambda r: r["record_id"])
+
+
+def test_a_chunk_with_a_broken_magic_is_read_from_a_repaired_copy(system: Path, tmp_path: Path) -> None:
+    """The package skips chunk 3 (ids 340-457) with an error; its records are all intact, and a
+    copy with the magic restored gives every one of them back."""
     chunk3 = HEADER_SIZE + 3 * CHUNK_SIZE
     copy = _damaged(system, tmp_path, {chunk3: b"XXXXXXXX"})
+    with pytest.raises(RuntimeError, match="chunk number 3"):
+        for _ in evtx.PyEvtxParser(str(copy)).records_json():
+            pass
+    events, rejects, read = parse(copy)
+    assert (events.num_rows, rejects, read) == (1160, [], 1160)
+    assert same_rows(events, parse(system)[0], set())
+
+
+def test_a_broken_record_header_costs_only_that_record(system: Path, tmp_path: Path) -> None:
+    """The package stops reading a chunk, without an error, at a record whose magic is broken.
+    The chunk header's declared ids show the loss; a repaired copy returns the 96 intact records
+    after it, and the broken one is a reject that says where it was declared."""
+    bad = records(system)[141]  # record id 142, in chunk 1 (ids 132-238)
+    copy = _damaged(system, tmp_path, {bad: b"\x00\x00\x00\x00"})
+    assert sum(1 for _ in evtx.PyEvtxParser(str(copy)).records_json()) == 1063  # silently short
+    events, rejects, read = parse(copy)
+    assert (events.num_rows, len(rejects), read) == (1159, 1, 1160)
+    assert str(rejects[0]["reason"]).startswith("record id 142 (declared by chunk 1) was not returned")
+    assert same_rows(events, parse(system)[0], {142})
+
+
+def test_a_chunk_damaged_beyond_repair_leaves_counted_rejects(system: Path, tmp_path: Path) -> None:
+    """Magic and record framing of chunk 3 overwritten: nothing comes back, all 118 are rejects."""
+    chunk3 = HEADER_SIZE + 3 * CHUNK_SIZE
+    copy = _damaged(system, tmp_path, {chunk3: b"X" * 8, chunk3 + 512: b"\xff" * (CHUNK_SIZE - 512)})
     events, rejects, read = parse(copy)
     assert (events.num_rows, len(rejects), read) == (1042, 118, 1160)
+    assert {int(str(r["reason"]).split()[2]) for r in rejects} == set(range(340, 458))
     assert all("Failed to parse chunk number 3" in str(r["reason"]) for r in rejects)
-    lost = {int(str(r["reason"]).split()[2]) for r in rejects}
-    assert lost == set(range(340, 458))
-    assert not lost & set(events.column("record_id").to_pylist())
-
-
-def test_a_broken_record_header_is_not_a_silent_loss(system: Path, tmp_path: Path) -> None:
-    """The package stops reading a chunk at a record whose magic is broken, without an error:
-    the chunk header's declared ids make every record after it a reject with a reason."""
-    offsets = records(system)
-    bad = offsets[141]  # record id 142, in chunk 1 (ids 132-238)
-    copy = _damaged(system, tmp_path, {bad: b"\x00\x00\x00\x00"})
-    events, rejects, read = parse(copy)
-    assert read == 1160 and events.num_rows + len(rejects) == 1160
-    assert [int(str(r["reason"]).split()[2]) for r in rejects] == list(range(142, 239))
-    assert all("declared by chunk 1" in str(r["reason"]) for r in rejects)
 
 
 def test_a_garbled_record_body_costs_one_record(system: Path, tmp_path: Path) -> None:
