@@ -97,7 +97,7 @@ def _expected(row: dict[str, object]) -> dict[str, object]:
     return {k: (None if v == "" else v) for k, v in row.items()}
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_row, min_size=1, max_size=25))
 def test_fields_round_trip(rows: list[dict[str, object]]) -> None:
     body = "".join(_line(r) for r in rows)

@@ -103,7 +103,7 @@ def test_counts_reconcile_on_a_mixed_file() -> None:
     )
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(st.lists(st.integers(1, 400), max_size=12), st.integers(0, 5))
 def test_any_cut_into_pieces_gives_the_same_rows(cuts: list[int], seed: int) -> None:
     data, _ = mixed_log(400, seed)
