@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -139,10 +140,19 @@ def test_killed_between_send_and_record(
     ]
     hits.add(GROUPS[0])
     hits.add(GROUPS[1])
+    started = threading.Event()
+    child: dict[str, int] = {}
+
+    def kill_child() -> None:  # the ticket exists, the answer never arrives
+        assert started.wait(30)
+        os.kill(child["pid"], signal.SIGKILL)
+
+    fake.on_create = kill_child
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    fake.on_create = lambda: os.kill(proc.pid, signal.SIGKILL)  # the ticket exists, the answer never arrives
-    proc.communicate(timeout=120)
-    assert proc.returncode == -signal.SIGKILL
+    child["pid"] = proc.pid
+    started.set()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL, err
     assert len(fake.issues) == 1
     store = StateStore(warehouse.state_dir / "tickets.sqlite")
     recorded = store.delivery("github", key(GROUPS[0]))
@@ -153,7 +163,7 @@ def test_killed_between_send_and_record(
     hits.add(GROUPS[0], count=2)
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
-    assert "adopted" in again.stderr and "opened" in again.stderr
+    assert "adopted" in again.stderr and "opened" in again.stderr, again.stderr
     assert _seqs(fake, GROUPS[0]) == (1, 2) and _seqs(fake, GROUPS[1]) == (1, 1)
     assert "2 new occurrences" in fake.comments[1][0]
     assert fake.violations == []
