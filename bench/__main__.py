@@ -10,6 +10,7 @@ BENCHES: dict[str, str] = {
     "rules": "bench.rules_scan:main",
     "smtp": "bench.smtp_ingest:main",
     "evtx": "bench.evtx_events:main",
+    "tail": "bench.tail_latency:main",
 }
 
 

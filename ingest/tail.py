@@ -1,7 +1,7 @@
 """The tailing loop: events in, pieces read, one commit per batch, rules after every commit.
 
 One thread does the reading and the committing, so a slow warehouse slows the reading and
-nothing else: the unread bytes wait in the files (never in an unbounded queue) and memory stays
+nothing else (the after-commit hook, rule evaluation, runs beside it: ``ingest.hooks``): the unread bytes wait in the files (never in an unbounded queue) and memory stays
 at ``batch_bytes``. Events only name paths to look at; a periodic re-scan catches what events
 miss. Each commit carries every file's new position (``warehouse.commit``), so a restart resumes
 exactly where the last commit ended, whatever killed the previous run.
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ingest.backfill import CommitHook
 from ingest.follow import Follower, Piece
+from ingest.hooks import BackgroundHook, call_hook
 from ingest.identity import load_registry
 from ingest.logs import EventLog
 from ingest.settings import SourceConfig, TailConfig
@@ -42,14 +43,18 @@ class Tailer:
         after_commit: CommitHook | None = None,
         options: ParseOptions | None = None,
         log: EventLog | None = None,
+        background_hook: bool = True,
     ) -> None:
-        self.wh = wh
+        # its own handle: a hook running beside it (rules) keeps its own table handles
+        self.wh = Warehouse(wh.root)
         self.settings = settings or TailConfig()
         for src in sources:
             if src.format:
                 parser_for(src.format)  # unknown names fail here, at start-up
         self.sources = [Source(s) for s in sources]
         self.hook = after_commit
+        self.background_hook = background_hook
+        self.runner: BackgroundHook | None = None
         self.options = options or ParseOptions()
         self.log = log or EventLog()
         self.book = StatusBook(str(wh.root))
@@ -75,6 +80,8 @@ class Tailer:
             load_registry(self.wh), self.settings, self.options, self.log, self.book
         )
         watcher = Watcher(self.sources, self.wake)
+        if self.hook is not None and self.background_hook:
+            self.runner = BackgroundHook(self.hook, self.log, self.book)
         try:
             self.book.sources = [i.as_dict() for i in watcher.start()]
             self.log.info("started", warehouse=str(self.wh.root), sources=self.book.sources)
@@ -107,6 +114,8 @@ class Tailer:
         finally:
             watcher.stop()
             follower.close_all()
+            if self.runner is not None:
+                self.runner.close()  # the rows of the last commits get their rule run
             self._status(time.monotonic(), running=False, force=True)
             self.log.info("stopped", totals=vars(self.book.totals))
         return self.book
@@ -216,17 +225,13 @@ class Tailer:
             {"files": summary.files, "versions": summary.versions, "duration_ms": elapsed_ms},
         )
         self.log.debug("commit", rows=summary.row_count, rejects=summary.rejects, ms=elapsed_ms)
-        self._after(summary)
+        if self.runner is not None:
+            self.runner.submit(summary)
+        elif self.hook is not None:
+            hook_ms = call_hook(self.hook, summary, self.log, self.book)
+            if self.book.last_commit is not None:
+                self.book.last_commit["after_commit_ms"] = hook_ms
         self._compact(summary)
-
-    def _after(self, summary: CommitSummary) -> None:
-        if self.hook is None:
-            return
-        try:
-            self.hook(summary)
-        except Exception as exc:  # the rows are committed; a failing rule run must not stop tailing
-            self.log.error("after_commit_failed", error=repr(exc))
-            self.book.error(f"after-commit hook failed: {exc}")
 
     def _compact(self, summary: CommitSummary) -> None:
         every = self.settings.compact_every

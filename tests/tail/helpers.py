@@ -80,11 +80,15 @@ class Running:
         sources: list[SourceConfig] | Path,
         config: TailConfig | None = None,
         hook: Callable[[CommitSummary], None] | None = None,
+        *,
+        inline_hook: bool = False,
     ) -> None:
         if isinstance(sources, Path):
             sources = [SourceConfig(path=sources)]
         self.wh = wh
-        self.tailer = Tailer(wh, sources, config or settings(), after_commit=hook)
+        self.tailer = Tailer(
+            wh, sources, config or settings(), after_commit=hook, background_hook=not inline_hook
+        )
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -145,7 +149,7 @@ def assert_exactly_once(wh: Warehouse, expected: set[str]) -> None:
 
 class Gate:
     """An after-commit hook that can hold the tailer still, so a test can change files between
-    two of its looks (the hook runs in the tailer's thread, right after a commit)."""
+    two of its looks (run inline, the hook runs in the tailer's thread right after a commit)."""
 
     def __init__(self) -> None:
         self.armed = False

@@ -37,12 +37,12 @@ def test_a_slow_warehouse_slows_reading_and_loses_nothing(tmp_path: Path, wareho
     logs.mkdir()
     commits: list[int] = []
 
-    def slow_consumer(summary: CommitSummary) -> None:  # stands for a slow disk or rule run
+    def slow_consumer(summary: CommitSummary) -> None:  # inline, it makes every commit slow
         commits.append(summary.row_count)
         time.sleep(0.1)
 
     config = settings(batch_bytes=64 * 1024, chunk_bytes=16 * 1024)
-    with Running(warehouse, logs, config, hook=slow_consumer) as tail:
+    with Running(warehouse, logs, config, hook=slow_consumer, inline_hook=True) as tail:
         for part in range(10):
             append(logs / "busy.log", lines("b", part * 2000, (part + 1) * 2000))  # 1.3 MB in all
         wait_until(has_all(warehouse, ids("b", 0, 20_000)), "every line under back-pressure", timeout=60)

@@ -130,7 +130,7 @@ def test_truncated_and_regrown_between_two_looks_is_a_new_generation(
     logs = _logs(tmp_path)
     log = logs / "app.log"
     gate = Gate()
-    with Running(warehouse, logs, hook=gate):
+    with Running(warehouse, logs, hook=gate, inline_hook=True):
         append(log, lines("q", 0, 100))
         wait_until(has_all(warehouse, ids("q", 0, 100)), "first generation")
         gate.hold()
@@ -148,7 +148,7 @@ def test_copytruncate_between_two_looks(tmp_path: Path, warehouse: Warehouse) ->
     logs = _logs(tmp_path)
     log = logs / "app.log"
     gate = Gate()
-    with Running(warehouse, logs, hook=gate):
+    with Running(warehouse, logs, hook=gate, inline_hook=True):
         append(log, lines("k", 0, 100))
         wait_until(has_all(warehouse, ids("k", 0, 100)), "first lines")
         gate.hold()
