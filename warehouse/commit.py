@@ -85,9 +85,13 @@ def resume_position(wh: Warehouse, file_id: str) -> int:
 
 
 def _unseen(rows: pa.Table, floor: int | None) -> pa.Table:
+    """Rows not yet in their table; the common case (nothing to drop) costs no copy."""
     if floor is None or rows.num_rows == 0:
         return rows
-    return rows.filter(pc.greater_equal(rows["source_offset"], pa.scalar(floor, pa.int64())))
+    offsets = rows["source_offset"]
+    if pc.min(offsets).as_py() >= floor:
+        return rows
+    return rows.filter(pc.greater_equal(offsets, pa.scalar(floor, pa.int64())))
 
 
 def commit(wh: Warehouse, batch: list[tuple[FileProgress, ParseResult]]) -> CommitSummary:
