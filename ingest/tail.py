@@ -29,6 +29,8 @@ from warehouse.store import Warehouse
 
 #: Longest pause between two attempts of a failing commit.
 MAX_RETRY_S = 30.0
+#: How often observers are checked (a watch ends when its folder goes away, e.g. a share unmounts).
+HEAL_INTERVAL_S = 1.0
 
 
 class Tailer:
@@ -66,6 +68,7 @@ class Tailer:
         self.last_status = 0.0
         self.table_commits: dict[str, int] = {}
         self.follower: Follower | None = None
+        self.watcher: Watcher | None = None
         self.stop = threading.Event()
         #: Set once the observers run and the first scan is done (files present then are "existing").
         self.ready = threading.Event()
@@ -79,7 +82,7 @@ class Tailer:
         follower = self.follower = Follower(
             load_registry(self.wh), self.settings, self.options, self.log, self.book
         )
-        watcher = Watcher(self.sources, self.wake)
+        watcher = self.watcher = Watcher(self.sources, self.wake)
         if self.hook is not None and self.background_hook:
             self.runner = BackgroundHook(self.hook, self.log, self.book)
         try:
@@ -88,10 +91,16 @@ class Tailer:
             self._scan(initial=True)
             self.ready.set()
             next_rescan = time.monotonic() + self.settings.rescan_interval
+            next_heal = time.monotonic() + HEAL_INTERVAL_S
             while True:
                 now = time.monotonic()
                 paths, dirs = watcher.drain()
-                if now >= next_rescan:
+                healed = []
+                if now >= next_heal:
+                    healed, next_heal = watcher.heal(), now + HEAL_INTERVAL_S
+                for source in healed:
+                    self.log.warning("observer_restarted", path=str(source.root))
+                if now >= next_rescan or healed:
                     self._scan()
                     follower.wake_all()
                     next_rescan = now + self.settings.rescan_interval
@@ -127,7 +136,7 @@ class Tailer:
 
     def _timeout(self, now: float, next_rescan: float) -> float:
         assert self.follower is not None
-        deadlines = [next_rescan, self.last_status + self.settings.status_interval]
+        deadlines = [next_rescan, self.last_status + self.settings.status_interval, now + HEAL_INTERVAL_S]
         due = self.follower.next_due()
         if due is not None:
             deadlines.append(due)

@@ -210,27 +210,48 @@ class Watcher:
         return paths, dirs
 
     def start(self) -> list[ObserverInfo]:
-        handler = _Handler(self)
         for source in self.sources:
             kind = choose_observer(source.watch_dir, source.config.observer)
-            recursive = source.config.recursive and not source.single_file
-            observer = self._observer(kind, source.config.poll_interval)
             try:
-                observer.schedule(
-                    handler, str(source.watch_dir), recursive=recursive, event_filter=EVENT_FILTER
-                )
-                observer.start()
+                observer = self._launch(source, kind)
             except OSError:  # e.g. the inotify watch limit: polling still works
                 kind = "polling"
-                observer = self._observer(kind, source.config.poll_interval)
-                observer.schedule(
-                    handler, str(source.watch_dir), recursive=recursive, event_filter=EVENT_FILTER
-                )
-                observer.start()
+                observer = self._launch(source, kind)
             self._observers.append(observer)
             interval = source.config.poll_interval if kind == "polling" else None
             self.info.append(ObserverInfo(str(source.root), kind, interval))
         return self.info
+
+    def _launch(self, source: Source, kind: str) -> BaseObserver:
+        observer = self._observer(kind, source.config.poll_interval)
+        recursive = source.config.recursive and not source.single_file
+        observer.schedule(
+            _Handler(self), str(source.watch_dir), recursive=recursive, event_filter=EVENT_FILTER
+        )
+        observer.start()
+        return observer
+
+    def emitters(self) -> list[threading.Thread]:
+        """The threads that watch (one per scheduled folder), for health checks."""
+        return [e for o in self._observers for e in o.emitters]
+
+    def heal(self) -> list[Source]:
+        """Restart observers whose watch ended (a share unmounted, its folder moved) once their
+        folder is back; returns their sources, which the caller re-scans (events were missed)."""
+        healed = []
+        for i, (source, observer) in enumerate(zip(self.sources, self._observers, strict=True)):
+            emitters = list(observer.emitters)
+            if emitters and all(e.is_alive() for e in emitters) and observer.is_alive():
+                continue
+            if not source.watch_dir.is_dir():
+                continue
+            observer.stop()
+            try:
+                self._observers[i] = self._launch(source, self.info[i].observer)
+            except OSError:
+                continue  # tried again at the next look
+            healed.append(source)
+        return healed
 
     @staticmethod
     def _observer(kind: str, interval: float) -> BaseObserver:

@@ -128,3 +128,15 @@ def test_tail_follows_the_config_sources_and_rejects_a_bad_config(tmp_path: Path
     assert code == 2
     message = " ".join(err.split())
     assert "sources.0.observer" in message and "tail.max_open_files" in message and "Traceback" not in message
+
+
+def test_the_documented_config_example_is_valid_and_states_the_defaults() -> None:
+    from ingest.settings import TailConfig
+    from knownfix.config import load_config
+    from tests.conftest import ROOT
+
+    cfg = load_config(ROOT / "docs" / "knownfix.yaml.example")
+    assert cfg.tail == TailConfig()  # every documented value is the real default
+    assert [s.observer for s in cfg.sources] == ["auto", "auto"]
+    unit = (ROOT / "docs" / "knownfix-tail.service").read_text()
+    assert "ExecStart=/opt/knownfix/.venv/bin/knownfix tail" in unit and "KillSignal=SIGTERM" in unit

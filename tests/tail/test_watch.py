@@ -69,3 +69,22 @@ def test_native_observer_delivers_without_rescans(tmp_path: Path, warehouse: War
         append(logs / "app.log", lines("n", 0, 50))
         wait_until(has_all(warehouse, ids("n", 0, 50)), "lines seen by inotify")
     assert_exactly_once(warehouse, ids("n", 0, 50))
+
+
+def test_a_share_that_goes_away_and_comes_back_is_watched_again(tmp_path: Path, warehouse: Warehouse) -> None:
+    share = tmp_path / "share"
+    share.mkdir()
+    source = SourceConfig(path=share, observer="polling", poll_interval=0.1)
+    with Running(warehouse, [source], settings(**_no_rescan())) as tail:
+        append(share / "app.log", lines("u", 0, 10))
+        wait_until(has_all(warehouse, ids("u", 0, 10)), "lines before the outage")
+        os.rename(share, tmp_path / "unmounted")  # the polling watch ends when its folder vanishes
+        assert tail.tailer.watcher is not None
+        emitters = tail.tailer.watcher.emitters()
+        wait_until(lambda: not any(e.is_alive() for e in emitters), "the watch to end")
+        append(tmp_path / "unmounted" / "app.log", lines("u", 10, 20))
+        os.rename(tmp_path / "unmounted", share)  # mounted again
+        wait_until(has_all(warehouse, ids("u", 10, 20)), "lines written during the outage")
+        append(share / "app.log", lines("u", 20, 30))
+        wait_until(has_all(warehouse, ids("u", 20, 30)), "lines after the outage, seen by the new watch")
+    assert_exactly_once(warehouse, ids("u", 0, 30))
