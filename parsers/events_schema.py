@@ -314,23 +314,23 @@ def _list_sql(items: Iterable[str]) -> str:
 SQL_MACROS: list[str] = [
     # any numeric form -> '0x%08X' (NULL for zero, text, or out of 32-bit range)
     "CREATE OR REPLACE MACRO hresult(v) AS (CASE "
-    "WHEN regexp_full_match(trim(CAST(v AS VARCHAR)), '0[xX]0*[0-9A-Fa-f]{1,8}') "
-    "THEN NULLIF('0x' || upper(lpad(ltrim(substr(trim(CAST(v AS VARCHAR)), 3), '0'), 8, '0')), '0x00000000') "
-    "WHEN regexp_full_match(trim(CAST(v AS VARCHAR)), '-?[0-9]{1,10}') "
-    "AND TRY_CAST(trim(CAST(v AS VARCHAR)) AS BIGINT) BETWEEN -2147483648 AND 4294967295 "
-    "AND TRY_CAST(trim(CAST(v AS VARCHAR)) AS BIGINT) <> 0 "
-    "THEN printf('0x%08X', (TRY_CAST(trim(CAST(v AS VARCHAR)) AS BIGINT) + 4294967296) % 4294967296) "
+    "WHEN regexp_full_match(trim(CAST(v AS VARCHAR), ' '), '0[xX]0*[0-9A-Fa-f]{1,8}') "
+    "THEN NULLIF('0x' || upper(lpad(ltrim(substr(trim(CAST(v AS VARCHAR), ' '), 3), '0'), 8, '0')), '0x00000000') "
+    "WHEN regexp_full_match(trim(CAST(v AS VARCHAR), ' '), '-?[0-9]{1,10}') "
+    "AND TRY_CAST(trim(CAST(v AS VARCHAR), ' ') AS BIGINT) BETWEEN -2147483648 AND 4294967295 "
+    "AND TRY_CAST(trim(CAST(v AS VARCHAR), ' ') AS BIGINT) <> 0 "
+    "THEN printf('0x%08X', (TRY_CAST(trim(CAST(v AS VARCHAR), ' ') AS BIGINT) + 4294967296) % 4294967296) "
     "END)",
     # only unmistakable failure codes: 0x8.......-0xF....... or a large negative decimal
     "CREATE OR REPLACE MACRO hresult_strict(v) AS (CASE "
-    "WHEN regexp_full_match(trim(v), '0[xX][89A-Fa-f][0-9A-Fa-f]{7}') AND upper(trim(v)) <> '0XFFFFFFFF' "
-    "THEN '0x' || upper(substr(trim(v), 3)) "
-    "WHEN regexp_full_match(trim(v), '-[0-9]{9,10}') AND TRY_CAST(trim(v) AS BIGINT) >= -2147483648 "
-    "THEN printf('0x%08X', TRY_CAST(trim(v) AS BIGINT) + 4294967296) "
+    "WHEN regexp_full_match(trim(v, ' '), '0[xX][89A-Fa-f][0-9A-Fa-f]{7}') AND upper(trim(v, ' ')) <> '0XFFFFFFFF' "
+    "THEN '0x' || upper(substr(trim(v, ' '), 3)) "
+    "WHEN regexp_full_match(trim(v, ' '), '-[0-9]{9,10}') AND TRY_CAST(trim(v, ' ') AS BIGINT) >= -2147483648 "
+    "THEN printf('0x%08X', TRY_CAST(trim(v, ' ') AS BIGINT) + 4294967296) "
     "END)",
     # hex digits without 0x (CAPI2 writes result codes so)
     "CREATE OR REPLACE MACRO hresult_hex(v) AS (CASE "
-    "WHEN regexp_full_match(trim(v), '[0-9A-Fa-f]{1,8}') THEN hresult('0x' || trim(v)) END)",
+    "WHEN regexp_full_match(trim(v, ' '), '[0-9A-Fa-f]{1,8}') THEN hresult('0x' || trim(v, ' ')) END)",
 ]
 
 

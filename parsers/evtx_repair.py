@@ -81,10 +81,10 @@ def recover(
     fixed = repaired(chunk, first_id, last_id)
     if fixed is None:
         return
-    records = evtx.PyEvtxParser(io.BytesIO(header + fixed), indent=False).records_json()
+    records: Iterator[Any] = evtx.PyEvtxParser(io.BytesIO(header + fixed), indent=False).records_json()
     while True:
         try:
-            record = next(records)
+            record: dict[str, Any] = next(records)
         except StopIteration:
             return
         except Exception:  # the filler or a record damaged inside: it stays a reject
