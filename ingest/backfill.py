@@ -208,7 +208,8 @@ def ingest_file(
                 previous = batch.position
                 continue
             ident.position = batch.position
-            batcher.add(ident.progress(source, parser.name, previous, size, False), batch.result, 0)
+            held = sum(t.nbytes for t in batch.result.tables.values())
+            batcher.add(ident.progress(source, parser.name, previous, size, False), batch.result, held)
             previous = batch.position
         # mark the file complete with an empty final batch at its last position
         ident.position = max(previous, start)

@@ -61,6 +61,7 @@ class Tracker:
     key: tuple[int, int]
     origin: Origin | None
     initial: bool  # found by the first scan: the source's start_position applies
+    copy_only: bool = False  # outside the globs, named like a rotation: read only as a known content
     handle: Source | None = None
     ident: Identity | None = None
     phase: Phase = Phase.NEW
@@ -104,10 +105,23 @@ class Follower:
         self.trackers: dict[tuple[int, int], Tracker] = {}
         self.by_path: dict[Path, Tracker] = {}
         self.open_count = 0
+        #: file names read per folder, to recognise rotations named outside the globs
+        self.names: dict[Path, set[str]] = {}
+        for ident in registry.by_id.values():
+            self._name(Path(ident.path))
 
     # ---- discovery -------------------------------------------------------------------------
 
-    def observe(self, path: Path, origin: Origin | None, *, initial: bool = False) -> None:
+    def _name(self, path: Path) -> None:
+        self.names.setdefault(path.parent, set()).add(path.name)
+
+    def is_rotation(self, path: Path) -> bool:
+        """Named like a rotation (``x.log.1``, ``x.log.1.gz``) of a file read in the same folder."""
+        return any(rotated_name(path, Path(n)) for n in self.names.get(path.parent, ()))
+
+    def observe(
+        self, path: Path, origin: Origin | None, *, initial: bool = False, copy_only: bool = False
+    ) -> None:
         """Look at ``path`` after an event or a scan; ``origin`` is None if no source reads it."""
         try:
             st = path.stat()
@@ -134,7 +148,7 @@ class Follower:
             return
         if origin is None:
             return
-        tr = Tracker(path, key, origin, initial)
+        tr = Tracker(path, key, origin, initial, copy_only)
         self.trackers[key] = tr
         self._take_path(tr)
 
@@ -256,7 +270,7 @@ class Follower:
                 continue
             ident.position = batch.position
             progress = ident.progress(str(tr.path), ident.parser.name, start, tr.last_size, False)
-            return [Piece(progress, batch.result, 0, ident)], True
+            return [Piece(progress, batch.result, _arrow_bytes(batch.result), ident)], True
         ident.position = max(ident.position, tr.batch_start)
         ident.complete = True
         progress = ident.progress(str(tr.path), ident.parser.name, tr.batch_start, tr.last_size, True)
@@ -336,6 +350,9 @@ class Follower:
             return self._claim(tr, cand, head)
         if maybe_copy and now - tr.last_change < settle:
             tr.phase, tr.due, tr.note = Phase.WAITING, tr.last_change + settle, "may be a copy being written"
+            return False
+        if tr.copy_only:
+            self._finish(tr, "outside the globs and not a copy of a file read")
             return False
         timeout = self.settings.partial_line_timeout
         if b"\n" not in head and len(head) < FINGERPRINT_BYTES and now - tr.last_change < timeout:
@@ -421,6 +438,7 @@ class Follower:
         return True
 
     def _own(self, tr: Tracker, ident: Identity) -> None:
+        self._name(tr.path)
         ident.owner, ident.path = tr, str(tr.path)
         tr.ident, tr.shadow_of, tr.phase, tr.note = ident, None, Phase.READING, ""
 
@@ -546,7 +564,8 @@ class Follower:
 
     def describe(self) -> list[dict[str, Any]]:
         rows = []
-        for tr in sorted(self.trackers.values(), key=lambda t: str(t.path)):
+        snapshot = list(self.trackers.values())  # other threads may ask while the tailer runs
+        for tr in sorted(snapshot, key=lambda t: str(t.path)):
             ident = tr.ident or tr.shadow_of
             size = tr.last_size if tr.last_size >= 0 and not tr.compressed else None
             committed = ident.committed if ident is not None else None
@@ -567,3 +586,8 @@ class Follower:
                 }
             )
         return rows
+
+
+def _arrow_bytes(result: ParseResult) -> int:
+    """Memory a parsed batch holds, so whole-file formats count against ``batch_bytes`` too."""
+    return sum(t.nbytes for t in result.tables.values()) + result.rejects.nbytes

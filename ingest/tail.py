@@ -154,7 +154,13 @@ class Tailer:
 
     def _observe(self, path: Path, *, initial: bool = False) -> None:
         assert self.follower is not None
-        self.follower.observe(path, self._origin(path), initial=initial)
+        origin = self._origin(path)
+        if origin is None:  # a rotation named outside the globs may still hold unread lines
+            around = next((s for s in self.sources if s.rotation_candidate(path)), None)
+            if around is not None and self.follower.is_rotation(path):
+                self.follower.observe(path, around, copy_only=True)
+                return
+        self.follower.observe(path, origin, initial=initial)
 
     def _scan(self, *, initial: bool = False) -> None:
         """Look at every file of every source (and at files the globs leave out, for renames)."""

@@ -138,6 +138,13 @@ class Source:
 
         return any(hit(p) for p in self.config.include) and not any(hit(p) for p in self.config.exclude)
 
+    def rotation_candidate(self, path: Path) -> bool:
+        """Inside this source and not excluded, though the include globs leave it out."""
+        if not self.contains(path) or self.single_file:
+            return False
+        rel = path.relative_to(self.root).as_posix()
+        return not any(fnmatch.fnmatch(rel if "/" in p else path.name, p) for p in self.config.exclude)
+
     def scan(self, *, everything: bool = False) -> Iterator[Path]:
         """Files of this source (with ``everything``: also those the globs leave out)."""
         if self.single_file:

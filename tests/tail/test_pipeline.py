@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -146,3 +147,19 @@ def test_identity_evidence_survives_a_restart(tmp_path: Path, warehouse: Warehou
     from ingest.identity import digest
 
     assert ident.tail == digest(data[-128:]) and ident.fingerprint == digest(data[:FINGERPRINT_BYTES])
+
+
+def test_ingest_then_tail_share_identities_and_read_nothing_twice(tmp_path: Path, warehouse: Warehouse) -> None:
+    from ingest.backfill import ingest_paths
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    append(logs / "a.log", lines("i", 0, 200))
+    append(logs / "tiny.log", "id=tiny1 small\n")
+    assert ingest_paths(warehouse, [logs]).row_count == 201
+    append(logs / "a.log", lines("i", 200, 250))
+    append(logs / "tiny.log", "id=tiny2 grown\n")
+    os.rename(logs / "a.log", logs / "a.log.1")  # rotated between the two runs
+    with Running(warehouse, logs):
+        wait_until(has_all(warehouse, ids("i", 200, 250) | {"tiny2"}), "lines added after ingest")
+    assert_exactly_once(warehouse, ids("i", 0, 250) | {"tiny1", "tiny2"})

@@ -232,3 +232,35 @@ def test_gz_holding_unread_lines_is_resumed_inside_and_an_unknown_gz_read_whole(
         wait_until(has_all(warehouse, ids("z", 0, 400) | ids("o", 0, 1000)), "both archives")
     assert_exactly_once(warehouse, ids("z", 0, 400) | ids("o", 0, 1000))
     assert sources_of(warehouse, ids("z", 300, 400)) == {str(logs / "app.log.1.gz")}
+
+
+def test_rotations_named_outside_the_globs_are_read_only_for_lines_not_yet_read(
+    tmp_path: Path, warehouse: Warehouse
+) -> None:
+    from ingest.settings import SourceConfig
+
+    logs = _logs(tmp_path)
+    log = logs / "app.log"
+    source = [SourceConfig(path=logs, include=["*.log"])]
+    append(log, lines("v", 0, 100))
+    append(logs / "notes.txt", "id=notes not a log\n")
+    with Running(warehouse, source):
+        wait_until(has_all(warehouse, ids("v", 0, 100)), "the log")
+    append(log, lines("v", 100, 150))  # written just before a rotation that happens while stopped
+    os.rename(log, logs / "app.log.1")
+    with (logs / "app.log.1").open("rb") as src, gzip.open(logs / "app.log.1.gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    (logs / "app.log.1").unlink()
+    append(log, lines("v", 150, 160))
+    with gzip.open(logs / "app.log.7.gz", "wt") as f:  # named like a rotation, holds something else
+        f.write("id=stranger\n")
+    with Running(warehouse, source) as tail:
+        wait_until(has_all(warehouse, ids("v", 100, 160)), "lines of the archive and the new log")
+        wait_until(
+            lambda: (tail.state_of(logs / "app.log.7.gz") or {}).get("state") == "done", "the stranger"
+        )
+        assert (tail.state_of(logs / "app.log.7.gz") or {})[
+            "note"
+        ] == "outside the globs and not a copy of a file read"
+    assert_exactly_once(warehouse, ids("v", 0, 160))
+    assert sources_of(warehouse, ids("v", 100, 150)) == {str(logs / "app.log.1.gz")}
