@@ -440,6 +440,13 @@ class Batcher:
         self.handed = 0  # position of the last batch handed out
         self.con = connect()
 
+    def row(self, values: dict[str, Any], source: str, offset: int, line: int | None) -> None:
+        values.update(source_file=source, source_offset=offset, line_number=line)
+        self.rows.add(values)
+
+    def reject(self, parser: str, source: str, offset: int, line: int | None, reason: str, text: str) -> None:
+        self.rejects.append(Reject(source, offset, line, parser, reason, clip(text, 4096)))
+
     def full(self) -> bool:
         return len(self.rows) + len(self.rejects) >= self.limit
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from parsers.base import FileBatch, Reject
+from parsers.base import FileBatch
 from parsers.events_schema import Batcher, EventsParser, clean_message, clip
 from parsers.sync_errors_common import Line, read_lines, sniff_text
 
@@ -166,18 +166,16 @@ class EventViewerParser(EventsParser):
                     out.position = line.offset + 1
                     break
                 if line.text.strip():
-                    out.rejects.append(
-                        self._reject(source, line.offset, line.number, "no export header", line.text)
-                    )
+                    out.reject(self.name, source, line.offset, line.number, "no export header", line.text)
             for record in records(lines, starts=_RECORD_START):
                 out.position = record.offset + 1
                 values, problem = self._values(record, first_column, zone)
-                if problem is not None or values is None:
-                    reason = problem or "not a record"
-                    out.rejects.append(self._reject(source, record.offset, record.line, reason, record.text))
+                if values is None:
+                    out.reject(
+                        self.name, source, record.offset, record.line, problem or "not a record", record.text
+                    )
                 else:
-                    values.update(source_file=source, source_offset=record.offset, line_number=record.line)
-                    out.rows.add(values)
+                    out.row(values, source, record.offset, record.line)
                 if out.full():
                     yield out.take()
             yield from out.last(path.stat().st_size)
@@ -215,9 +213,6 @@ class EventViewerParser(EventsParser):
             "time_assumed_tz": self.options.timezone if assumed else None,
             "raw": clip(record.text),
         }, None
-
-    def _reject(self, source: str, offset: int, line: int, reason: str, text: str) -> Reject:
-        return Reject(source, offset, line, self.name, reason, clip(text, 4096))
 
 
 class EventViewerCsvParser(EventViewerParser):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from parsers.base import FileBatch, Reject
+from parsers.base import FileBatch
 from parsers.events_schema import Batcher, EventsParser, clean_message, clip
 from parsers.sync_errors_common import read_lines, sniff_text
 from parsers.winevent_csv import FieldsError, parse_local_time, records, split_fields, zone_of
@@ -88,25 +88,22 @@ class PowerShellCsvParser(EventsParser):
                     try:
                         columns = split_fields(text, m.group(1))
                     except FieldsError as exc:
-                        out.rejects.append(self._reject(source, line.offset, line.number, str(exc), text))
+                        out.reject(self.name, source, line.offset, line.number, str(exc), text)
                         continue
                     delimiter = m.group(1)
                     out.position = line.offset + 1
                     break
                 if text.strip() and not text.startswith("#TYPE"):
-                    out.rejects.append(self._reject(source, line.offset, line.number, "no CSV header", text))
+                    out.reject(self.name, source, line.offset, line.number, "no CSV header", text)
             for record in records(lines, starts=None):
                 out.position = record.offset + 1
                 values, problem = self._values(record.text, record.problem, columns, delimiter, zone)
                 if values is None:
-                    out.rejects.append(
-                        self._reject(
-                            source, record.offset, record.line, problem or "not a record", record.text
-                        )
+                    out.reject(
+                        self.name, source, record.offset, record.line, problem or "not a record", record.text
                     )
                 else:
-                    values.update(source_file=source, source_offset=record.offset, line_number=record.line)
-                    out.rows.add(values)
+                    out.row(values, source, record.offset, record.line)
                 if out.full():
                     yield out.take()
             yield from out.last(path.stat().st_size)
@@ -145,6 +142,3 @@ class PowerShellCsvParser(EventsParser):
         if values["event_id"] is None:
             return None, f"Id {row.get('Id', '')!r} is not a number"
         return values, None
-
-    def _reject(self, source: str, offset: int, line: int, reason: str, text: str) -> Reject:
-        return Reject(source, offset, line, self.name, reason, clip(text, 4096))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from parsers.base import FileBatch, Reject
+from parsers.base import FileBatch
 from parsers.events_schema import (
     Batcher,
     EventsParser,
@@ -327,29 +327,23 @@ class WinEventXmlParser(EventsParser):
                     continue
                 out.position = piece.offset + 1
                 if piece.problem is not None:
-                    out.rejects.append(self._reject(source, piece, piece.problem))
+                    out.reject(self.name, source, piece.offset, piece.line, piece.problem, piece.text)
                 else:
                     try:
                         elem = _parse(piece.text, root_attrs)
                     except ET.ParseError as exc:
-                        out.rejects.append(self._reject(source, piece, f"malformed XML: {exc}"))
+                        out.reject(
+                            self.name, source, piece.offset, piece.line, f"malformed XML: {exc}", piece.text
+                        )
                     else:
                         values = event_row(elem)
-                        values.update(
-                            raw=clip(piece.text),
-                            source_file=source,
-                            source_offset=piece.offset,
-                            line_number=piece.line,
-                        )
-                        out.rows.add(values)
+                        values["raw"] = clip(piece.text)
+                        out.row(values, source, piece.offset, piece.line)
                 if out.full():
                     yield out.take()
             yield from out.last(path.stat().st_size)
         finally:
             out.close()
-
-    def _reject(self, source: str, piece: Piece, reason: str) -> Reject:
-        return Reject(source, piece.offset, piece.line, self.name, reason, clip(piece.text, 4096))
 
 
 def _parse(text: str, root_attrs: str) -> ET.Element:
