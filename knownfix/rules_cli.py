@@ -8,6 +8,7 @@ traceback) and is the only place that knows both the engine and the ingest path 
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -49,8 +50,8 @@ FormatOpt = Annotated[
 #: Tables written by the pipeline itself, never evaluated by rules.
 NOT_RULE_TABLES = ("files", "rejects", HITS_TABLE)
 
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 rules_app = typer.Typer(
     help="The signature rules: list, lint, test their examples, explain their SQL.", no_args_is_help=True
 )
@@ -275,7 +276,7 @@ def hits(
     if fmt is output.Format.json:
         for row in result.to_pylist():
             row["fix"] = json.loads(row.pop("fix_json")) if row.get("fix_json") else None
-            console.print_json(json.dumps(row, default=str, ensure_ascii=False))
+            sys.stdout.write(json.dumps(row, default=str, ensure_ascii=False) + "\n")
         return
     if fmt is not output.Format.table:
         output.emit(result, fmt, None)
@@ -283,6 +284,26 @@ def hits(
     for row in result.to_pylist():
         _print_hit(row)
     console.print(f"[dim]{result.num_rows} hit{'s' if result.num_rows != 1 else ''}[/dim]")
+
+
+def show_found(ctx: Context) -> int:
+    """What the rules found, one card per rule (its latest hit) with the fix; for ``knownfix demo``.
+
+    Returns the number of rules that fired.
+    """
+    if not ctx.warehouse.has_table(HITS_TABLE):
+        console.print("no rule fired")
+        return 0
+    sql = (
+        "SELECT * EXCLUDE (_version, rn) FROM (SELECT *, row_number() OVER "
+        "(PARTITION BY rule_id ORDER BY detected_at DESC, last_seen DESC) AS rn FROM hits) "
+        "WHERE rn = 1 ORDER BY severity = 'critical' DESC, severity = 'high' DESC, rule_id"
+    )
+    rows = run(ctx.warehouse, sql).to_pylist()
+    for row in rows:
+        _print_hit(row)
+    console.print(f"[dim]{len(rows)} signatures found; `knownfix hits` lists every hit[/dim]")
+    return len(rows)
 
 
 def _print_hit(row: dict[str, Any]) -> None:

@@ -125,7 +125,7 @@ def field_tests(cond: Condition) -> list[FieldTest]:
 class Strict(BaseModel):
     """Unknown keys are errors, so a typo in a rule never passes silently."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class Threshold(Strict):
@@ -162,6 +162,8 @@ class Fix(Strict):
 
 class Example(Strict):
     """A sample of the source in its own format; ``header`` names a file-level header to prepend."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)  # bytes matter here
 
     text: str
     header: str | None = None

@@ -141,19 +141,17 @@ def _check_correlate(
 
 def _compiles(rule: Rule, schema: TableSchema) -> None:
     """Run the rule's SQL once over an empty table of the real schema."""
-    con = duckdb.connect()
+    con = _duck()
+    name = f"__check_{schema.name}"
+    con.register(name, schema.schema.empty_table())
     try:
-        con.register(schema.name, schema.schema.empty_table())
         where = compile_condition(rule.match, schema).sql(dialect="duckdb")
-        con.execute(f'SELECT count(*) FROM "{schema.name}" WHERE {where}').fetchall()
+        con.execute(f'SELECT count(*) FROM "{name}" AS "{schema.name}" WHERE {where}').fetchall()
         n = needle(rule.match, schema)
         if n is not None:
             for key, frags in n.patterns.items():
-                pattern = "|".join(frags)
-                reason = re2_error(pattern)
+                reason = re2_error("|".join(frags))
                 if reason:
-                    raise duckdb.InvalidInputException(
-                        f"prefilter pattern for {key} does not compile: {reason}"
-                    )
+                    raise duckdb.InvalidInputException(f"prefilter pattern for {key} does not compile: {reason}")
     finally:
-        con.close()
+        con.unregister(name)

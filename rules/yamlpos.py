@@ -29,7 +29,10 @@ class PosList(list[Any]):
     item_lines: list[int]
 
 
-class _Loader(yaml.SafeLoader):
+_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser when PyYAML has it
+
+
+class _Loader(_Base):  # type: ignore[valid-type,misc]
     def construct_pos_mapping(self, node: MappingNode, deep: bool = False) -> PosDict:
         result = PosDict()
         result.line = node.start_mark.line + 1
@@ -56,7 +59,7 @@ class _Loader(yaml.SafeLoader):
 # turn `on:` (the key of a correlation) or a value `no` into True/False behind the rule author's back.
 _Loader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    for first, resolvers in _Base.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
