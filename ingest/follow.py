@@ -337,6 +337,9 @@ class Follower:
         for cand in candidates:
             verdict = self._verify(tr, cand, size)
             if verdict is None:
+                if self._earlier_copy(tr, cand, size):
+                    self._finish(tr, f"copy of content already read from {cand.path}")
+                    return False
                 maybe_copy = True
                 continue
             if not verdict:
@@ -416,6 +419,18 @@ class Follower:
             cand.tail_raw = data
             return True
         return False
+
+    def _earlier_copy(self, tr: Tracker, cand: Identity, size: int | None) -> bool:
+        """A copy taken before the position reached (copytruncate's copy while the original was
+        read on): named like a rotation of it, and equal to it at the last mark it reaches."""
+        if size is None or not rotated_name(tr.path, Path(cand.path)):
+            return False
+        mark = next(((p, raw) for p, raw in reversed(cand.marks) if p <= size), None)
+        if mark is None:
+            return False
+        start, n = tail_window(mark[0])
+        assert tr.handle is not None
+        return tr.handle.read_at(start, n) == mark[1]
 
     def _claim(self, tr: Tracker, ident: Identity, head: bytes) -> bool:
         was = ident.path

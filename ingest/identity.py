@@ -18,6 +18,7 @@ Generations of the same first bytes are told apart by a ``~n`` suffix of ``file_
 
 from __future__ import annotations
 
+import collections
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,8 @@ from warehouse.store import Warehouse
 
 FINGERPRINT_BYTES = 1024
 TAIL_BYTES = 128
+#: Positions remembered per identity (in memory) with the bytes before them.
+MARKS = 64
 
 
 def digest(data: bytes) -> str:
@@ -97,6 +100,10 @@ class Identity:
     parser: Any = None
     state: Any = None
     owner: Any = None
+    #: (position, bytes before it) of the last pieces read, to recognise a copy taken meanwhile
+    marks: collections.deque[tuple[int, bytes]] = field(
+        default_factory=lambda: collections.deque(maxlen=MARKS)
+    )
 
     def learn_head(self, head: bytes) -> None:
         """Take a longer verified head (first bytes) of the same file."""
@@ -114,6 +121,7 @@ class Identity:
             raw = (self.tail_raw + data)[-TAIL_BYTES:]
         if len(raw) == min(TAIL_BYTES, end):
             self.tail_raw, self.tail = raw, digest(raw)
+            self.marks.append((end, raw))
         else:  # too little context to know the window: unknown rather than wrong
             self.tail_raw, self.tail = None, None
         self.position = end

@@ -147,28 +147,40 @@ def assert_exactly_once(wh: Warehouse, expected: set[str]) -> None:
     assert not extra, f"unexpected ids {sorted(extra)[:5]}"
 
 
+class _Hold:
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.released = threading.Event()
+
+
 class Gate:
     """An after-commit hook that can hold the tailer still, so a test can change files between
     two of its looks (run inline, the hook runs in the tailer's thread right after a commit)."""
 
     def __init__(self) -> None:
-        self.armed = False
-        self.entered = threading.Event()
-        self.released = threading.Event()
+        self._armed: _Hold | None = None
+        self._last: _Hold | None = None
 
     def __call__(self, summary: CommitSummary) -> None:
-        if self.armed:
-            self.armed = False
-            self.entered.set()
-            self.released.wait(30)
+        hold, self._armed = self._armed, None
+        if hold is not None:
+            hold.entered.set()
+            hold.released.wait(30)
 
     def hold(self) -> None:
-        self.entered.clear()
-        self.released.clear()
-        self.armed = True
+        """Hold the tailer at its next commit."""
+        self._armed = self._last = _Hold()
 
     def wait_held(self) -> None:
-        assert self.entered.wait(20), "the tailer did not commit"
+        assert self._last is not None and self._last.entered.wait(20), "the tailer did not commit"
 
     def release(self) -> None:
-        self.released.set()
+        if self._last is not None:
+            self._last.released.set()
+
+    def hold_again(self) -> None:
+        """Let the held tailer go on, and hold it at its following commit."""
+        current = self._last
+        self.hold()
+        if current is not None:
+            current.released.set()

@@ -149,7 +149,9 @@ def test_identity_evidence_survives_a_restart(tmp_path: Path, warehouse: Warehou
     assert ident.tail == digest(data[-128:]) and ident.fingerprint == digest(data[:FINGERPRINT_BYTES])
 
 
-def test_ingest_then_tail_share_identities_and_read_nothing_twice(tmp_path: Path, warehouse: Warehouse) -> None:
+def test_ingest_then_tail_share_identities_and_read_nothing_twice(
+    tmp_path: Path, warehouse: Warehouse
+) -> None:
     from ingest.backfill import ingest_paths
 
     logs = tmp_path / "logs"

@@ -264,3 +264,34 @@ def test_rotations_named_outside_the_globs_are_read_only_for_lines_not_yet_read(
         ] == "outside the globs and not a copy of a file read"
     assert_exactly_once(warehouse, ids("v", 0, 160))
     assert sources_of(warehouse, ids("v", 100, 150)) == {str(logs / "app.log.1.gz")}
+
+
+def test_copy_taken_while_the_original_is_read_on_is_not_read_again(
+    tmp_path: Path, warehouse: Warehouse
+) -> None:
+    """copytruncate's race: the tailer reads the original past the point where the copy was
+    taken, then the original is truncated; the copy holds nothing new and must add nothing."""
+    logs = _logs(tmp_path)
+    log = logs / "app.log"
+    gate = Gate()
+    with Running(warehouse, logs, hook=gate, inline_hook=True) as tail:
+        append(log, lines("r", 0, 100))
+        wait_until(has_all(warehouse, ids("r", 0, 100)), "first lines")
+        gate.hold()
+        append(log, lines("r", 100, 101))
+        gate.wait_held()
+        append(log, lines("r", 101, 120))  # in the copy, not read yet
+        shutil.copyfile(log, logs / "app.log.1")
+        append(log, lines("r", 120, 170))  # after the copy: only the original has them
+        gate.hold_again()
+        wait_until(has_all(warehouse, ids("r", 101, 170)), "the original read past the copy point")
+        gate.wait_held()
+        with log.open("r+") as f:
+            f.truncate(0)
+        append(log, lines("r", 170, 200))
+        gate.release()
+        wait_until(has_all(warehouse, ids("r", 170, 200)), "the new generation")
+        wait_until(
+            lambda: (tail.state_of(logs / "app.log.1") or {}).get("state") == "done", "the copy judged"
+        )
+    assert_exactly_once(warehouse, ids("r", 0, 200))
