@@ -1,25 +1,24 @@
 """The ``events`` table: one row per Windows event, whatever export it came from.
 
 Five exports (``.evtx``, wevtutil / Event Viewer XML, Event Viewer CSV and TXT, PowerShell
-``Export-Csv``) carry different subsets of the same event. Each parser fills the *base* columns it
-can (``EventColumns``); ``finish`` then derives, in one vectorised DuckDB pass shared by all of
-them, what rules search for: ``event_data_json``, the normalised error ``code`` (so
-``-2147023660`` and ``0x800704D4`` are the same value), Schannel's TLS ``alert_code`` and the
-CredSSP/LsaSrv ``target``. One derivation for every format is what makes the same event exported
-three ways land as the same row.
+``Export-Csv``) carry different subsets of the same event. Each parser hands ``EventColumns`` what
+it has; the derived columns rules search for are computed there, by one implementation for every
+format: ``event_data_json``, the normalised error ``code`` (so ``-2147023660`` and ``0x800704D4``
+are the same value), Schannel's TLS ``alert_code`` and the CredSSP/LsaSrv ``target``. One
+derivation is what makes the same event exported three ways land as the same row; the SQL macros
+at the end give query sessions the same ``code`` normalisation (a test holds them equal).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
-import duckdb
-import numpy as np
+import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from parsers.base import SOURCE_FIELDS, TIMESTAMP, FileBatch, FileParser, ParseResult, Reject, rejects_table
 
@@ -27,45 +26,41 @@ EVENTS_TABLE = "events"
 
 EVENT_DATA = pa.map_(pa.string(), pa.string())
 
-#: Columns a parser fills; ``finish`` adds the derived ones.
-BASE_FIELDS: list[pa.Field] = [
-    pa.field("time_created", TIMESTAMP),
-    pa.field("computer", pa.string()),
-    pa.field("channel", pa.string()),
-    pa.field("provider", pa.string()),
-    pa.field("event_id", pa.int32()),
-    pa.field("qualifiers", pa.int32()),
-    pa.field("version", pa.int32()),
-    pa.field("level", pa.int32()),
-    pa.field("level_name", pa.string()),
-    pa.field("task", pa.int32()),
-    pa.field("task_name", pa.string()),
-    pa.field("opcode", pa.int32()),
-    pa.field("opcode_name", pa.string()),
-    pa.field("keywords", pa.string()),
-    pa.field("keyword_names", pa.string()),
-    pa.field("record_id", pa.int64()),
-    pa.field("process_id", pa.int64()),
-    pa.field("thread_id", pa.int64()),
-    pa.field("user_sid", pa.string()),
-    pa.field("message", pa.string()),
-    pa.field("event_data", EVENT_DATA),
-    pa.field("format", pa.string(), nullable=False),
-    pa.field("time_assumed_tz", pa.string()),
-    pa.field("raw", pa.string()),
-    *SOURCE_FIELDS,
-]
-BASE_SCHEMA = pa.schema(BASE_FIELDS)
-
-DERIVED_FIELDS: list[pa.Field] = [
-    pa.field("event_data_json", pa.string()),
-    pa.field("code", pa.string()),
-    pa.field("alert_code", pa.int32()),
-    pa.field("target", pa.string()),
-]
-
-_AFTER_EVENT_DATA = BASE_SCHEMA.get_field_index("event_data") + 1
-EVENTS_SCHEMA = pa.schema(BASE_FIELDS[:_AFTER_EVENT_DATA] + DERIVED_FIELDS + BASE_FIELDS[_AFTER_EVENT_DATA:])
+EVENTS_SCHEMA = pa.schema(
+    [
+        pa.field("time_created", TIMESTAMP),
+        pa.field("computer", pa.string()),
+        pa.field("channel", pa.string()),
+        pa.field("provider", pa.string()),
+        pa.field("event_id", pa.int32()),
+        pa.field("qualifiers", pa.int32()),
+        pa.field("version", pa.int32()),
+        pa.field("level", pa.int32()),
+        pa.field("level_name", pa.string()),
+        pa.field("task", pa.int32()),
+        pa.field("task_name", pa.string()),
+        pa.field("opcode", pa.int32()),
+        pa.field("opcode_name", pa.string()),
+        pa.field("keywords", pa.string()),
+        pa.field("keyword_names", pa.string()),
+        pa.field("record_id", pa.int64()),
+        pa.field("process_id", pa.int64()),
+        pa.field("thread_id", pa.int64()),
+        pa.field("user_sid", pa.string()),
+        pa.field("message", pa.string()),
+        pa.field("event_data", EVENT_DATA),
+        # derived, by ``EventColumns.add``
+        pa.field("event_data_json", pa.string()),
+        pa.field("code", pa.string()),
+        pa.field("alert_code", pa.int32()),
+        pa.field("target", pa.string()),
+        # where it came from
+        pa.field("format", pa.string(), nullable=False),
+        pa.field("time_assumed_tz", pa.string()),
+        pa.field("raw", pa.string()),
+        *SOURCE_FIELDS,
+    ]
+)
 
 #: How much of a record's XML/JSON/text is kept in ``raw``.
 RAW_LIMIT = 32 * 1024
@@ -175,7 +170,7 @@ def parse_system_time(text: str | None) -> dt.datetime | None:
     return value.replace(tzinfo=offset).astimezone(dt.UTC)
 
 
-_BLANK = re.compile(r"[\t\n\f\r ]*")
+_BLANK = " \t\n\f\r"
 
 
 def event_data_text(value: Any) -> str:
@@ -189,7 +184,7 @@ def event_data_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        if _BLANK.fullmatch(value):
+        if not value.strip(_BLANK):
             return ""
         return value.replace("\r\n", "\n").replace("\r", "\n") if "\r" in value else value
     return str(value)
@@ -282,33 +277,188 @@ def _json_value(path: str, value: Any, data: dict[str, str]) -> None:
         put(data, path, event_data_text(value))
 
 
-# --- building base columns row by row (the text formats) --------------------------------------
+# --- the derived columns (one implementation for every format) --------------------------------
+
+_HEX_DIGITS = re.compile(r"[0-9A-Fa-f]{1,8}")
+_CODE_KEYS = frozenset(CODE_FIELDS + HEX_CODE_FIELDS)
+_RAS_CODE = re.compile(r"error code returned on failure is (-?[0-9]+|0x[0-9a-f]+)", re.IGNORECASE)
+_MESSAGE_CODE = re.compile(r"(?:^|[^0-9A-Za-z_-])(0[xX][0-9A-Fa-f]{8}|-[0-9]{9,10})\b", re.ASCII)
+_ALERT = re.compile(r"fatal (?:alert|error) code is ([0-9]+)")
+_CREDSSP_TARGET = re.compile(r"CredSSP authentication to (\S+) failed")
+
+
+def derive_code(
+    provider: str | None, event_id: int | None, data: Mapping[str, str] | None, message: str | None
+) -> str | None:
+    """The event's error code: a named error field first (``ErrorCode``, ``Status``...; zero means
+    success and is passed over), CAPI2's hex result, RasClient 20227's fourth value, then any
+    value or message text that is unmistakably an HRESULT/NTSTATUS."""
+    if data:
+        if not _CODE_KEYS.isdisjoint(data):
+            for key in CODE_FIELDS:
+                if key in data and (code := normalise_code(data[key])):
+                    return code
+            for key in HEX_CODE_FIELDS:
+                value = data.get(key, "").strip(" ")
+                if _HEX_DIGITS.fullmatch(value) and (code := normalise_code("0x" + value)):
+                    return code
+        if provider == "RasClient" and event_id == 20227 and (code := normalise_code(data.get("4"))):
+            return code
+        for value in data.values():
+            # the strict forms are 10 or 11 characters: 0x and 8 digits, or a minus and 9-10 digits
+            if (
+                10 <= len(value) <= 13
+                and value.lstrip(" ")[:1] in ("-", "0")
+                and (code := normalise_code(value, strict=True))
+            ):
+                return code
+    if message:
+        m = _RAS_CODE.search(message)
+        if m and (code := normalise_code(m.group(1))):
+            return code
+        for m in _MESSAGE_CODE.finditer(message):
+            if code := normalise_code(m.group(1), strict=True):
+                return code
+    return None
+
+
+def derive_alert(data: Mapping[str, str] | None, message: str | None) -> int | None:
+    """Schannel's TLS alert (36887 received, 36888 sent): ``AlertDesc``, or the message's number."""
+    value = (data or {}).get("AlertDesc", "").strip()
+    if value.isdigit():
+        return int(value)
+    m = _ALERT.search(message) if message else None
+    return int(m.group(1)) if m else None
+
+
+def derive_target(
+    provider: str | None, event_id: int | None, data: Mapping[str, str] | None, message: str | None
+) -> str | None:
+    """The remote side of a failed authentication (CredSSP/LsaSrv 6041: ``TERMSRV/host``)."""
+    if data:
+        for key in TARGET_FIELDS:
+            value = data.get(key, "").strip(" ") if key in data else ""
+            if value not in ("", "-"):
+                return value
+        if provider == "LsaSrv" and event_id == 6041 and (value := (data.get("1") or "").strip(" ")):
+            return value
+    m = _CREDSSP_TARGET.search(message) if message else None
+    return m.group(1) if m else None
+
+
+def _json(data: Mapping[str, str]) -> str:
+    return orjson.dumps(data).decode()
+
+
+# --- building a batch of rows ----------------------------------------------------------------
+
+_SCALARS = [f for f in EVENTS_SCHEMA if f.name not in ("time_created", "event_data")]
 
 
 class EventColumns:
-    """Column lists for the base fields, filled one event at a time by the text-export parsers."""
+    """Column lists of a batch of events, filled one event at a time; ``add`` computes the derived
+    columns and ``table`` builds Arrow arrays (event data as flat key/value arrays, times given as
+    ``SystemTime`` text parsed in one vectorised cast)."""
 
     def __init__(self) -> None:
-        self.columns: dict[str, list[Any]] = {f.name: [] for f in BASE_FIELDS}
+        self.columns: dict[str, list[Any]] = {f.name: [] for f in _SCALARS}
+        self._appenders = [(name, column.append) for name, column in self.columns.items()]
+        self.times: list[dt.datetime | None] = []
+        self.time_texts: list[str | None] = []
+        self.keys: list[str] = []
+        self.values: list[str] = []
+        self.offsets: list[int] = [0]
+        self.no_data: list[bool] = []
 
     def __len__(self) -> int:
-        return len(self.columns["source_offset"])
+        return len(self.times)
 
-    def add(self, values: Mapping[str, Any]) -> None:
-        for name, column in self.columns.items():
-            column.append(values.get(name))
+    def add(self, values: dict[str, Any]) -> None:
+        """One event: base columns by name (``time_created`` a datetime, or ``time_text`` an ISO
+        ``SystemTime``; ``event_data`` a dict); missing names are null."""
+        data: dict[str, str] | None = values.get("event_data")
+        provider, event_id, message = values.get("provider"), values.get("event_id"), values.get("message")
+        level, name = values.get("level"), values.get("level_name")
+        values["level"] = level if level is not None else level_number(name)
+        values["level_name"] = name if name is not None else level_name(level)
+        values["code"] = derive_code(provider, event_id, data, message)
+        values["alert_code"] = derive_alert(data, message)
+        values["target"] = derive_target(provider, event_id, data, message)
+        values["event_data_json"] = _json(data) if data is not None else None
+        get = values.get
+        for key, append in self._appenders:
+            append(get(key))
+        self.times.append(get("time_created"))
+        self.time_texts.append(get("time_text"))
+        if data is None:
+            self.no_data.append(True)
+        else:
+            self.no_data.append(False)
+            self.keys.extend(data)
+            self.values.extend(data.values())
+        self.offsets.append(len(self.keys))
 
     def table(self) -> pa.Table:
-        arrays = [pa.array(self.columns[f.name], f.type) for f in BASE_FIELDS]
-        return pa.Table.from_arrays(arrays, schema=BASE_SCHEMA)
+        arrays: dict[str, pa.Array] = {f.name: pa.array(self.columns[f.name], f.type) for f in _SCALARS}
+        arrays["time_created"] = self._times()
+        arrays["event_data"] = pa.MapArray.from_arrays(
+            pa.array(self.offsets, pa.int32()),
+            pa.array(self.keys, pa.string()),
+            pa.array(self.values, pa.string()),
+            type=EVENT_DATA,
+            mask=pa.array(self.no_data, pa.bool_()),
+        )
+        return pa.Table.from_arrays([arrays[f.name] for f in EVENTS_SCHEMA], schema=EVENTS_SCHEMA)
+
+    def _times(self) -> pa.Array:
+        given = pa.array(self.times, TIMESTAMP)
+        if not any(t is not None for t in self.time_texts):
+            return given
+        texts = pa.array(self.time_texts, pa.string())
+        try:
+            parsed = texts.cast(pa.timestamp("ns", tz="UTC")).cast(TIMESTAMP, safe=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # odd text or a year outside 1677-2262
+            parsed = pa.array([parse_system_time(t) for t in self.time_texts], TIMESTAMP)
+        return pc.if_else(pc.is_null(given), parsed, given)
 
 
-# --- the shared derivation ---------------------------------------------------------------------
+class Batcher:
+    """Rows and rejects of one file, handed out in bounded batches with growing positions."""
+
+    def __init__(self, batch_records: int) -> None:
+        self.limit = batch_records
+        self.rows = EventColumns()
+        self.rejects: list[Reject] = []
+        self.position = 0
+        self.handed = 0  # position of the last batch handed out
+
+    def row(self, values: dict[str, Any], source: str, offset: int, line: int | None) -> None:
+        values.update(source_file=source, source_offset=offset, line_number=line)
+        self.rows.add(values)
+
+    def reject(self, parser: str, source: str, offset: int, line: int | None, reason: str, text: str) -> None:
+        self.rejects.append(Reject(source, offset, line, parser, reason, clip(text, 4096)))
+
+    def full(self) -> bool:
+        return len(self.rows) + len(self.rejects) >= self.limit
+
+    def take(self, position: int | None = None) -> FileBatch:
+        result = ParseResult(records_read=len(self.rows) + len(self.rejects))
+        if len(self.rows):
+            result.add(EVENTS_TABLE, self.rows.table())
+        if self.rejects:
+            result.rejects = rejects_table(self.rejects)
+        self.rows, self.rejects = EventColumns(), []
+        self.handed = max(position or 0, self.position, 1)
+        return FileBatch(result, self.handed)
+
+    def last(self, size: int) -> Iterator[FileBatch]:
+        """The final batch (up to the file's size), unless it would add nothing to the previous."""
+        if len(self.rows) or self.rejects or max(size, self.position, 1) > self.handed:
+            yield self.take(size)
 
 
-def _list_sql(items: Iterable[str]) -> str:
-    return ", ".join("'" + item.replace("'", "''") + "'" for item in items)
-
+# --- the same normalisation in SQL, for query sessions -----------------------------------------
 
 #: SQL macros of the code normalisation; also defined in every query session (warehouse.macros).
 SQL_MACROS: list[str] = [
@@ -332,141 +482,6 @@ SQL_MACROS: list[str] = [
     "CREATE OR REPLACE MACRO hresult_hex(v) AS (CASE "
     "WHEN regexp_full_match(trim(v, ' '), '[0-9A-Fa-f]{1,8}') THEN hresult('0x' || trim(v, ' ')) END)",
 ]
-
-
-def _gate(fields: Iterable[str]) -> str:
-    """A regex over ``event_data_json`` that is true when any of ``fields`` is present."""
-    return '"(?:' + "|".join(re.escape(f) for f in fields) + ')":'
-
-
-# Each derivation is computed only for rows that can have it (a cheap scan of the event data's
-# JSON text decides), because most events carry none of these fields.
-_CODE_GATE = _gate(CODE_FIELDS + HEX_CODE_FIELDS) + '|"-[0-9]{9}|"0[xX][89A-Fa-f][0-9A-Fa-f]{7}"'
-_CODE_SQL = f"""CASE WHEN message IS NOT NULL OR provider = 'RasClient' OR regexp_matches(edj, '{_CODE_GATE}')
-THEN coalesce(
-    list_filter(list_transform([{_list_sql(CODE_FIELDS)}], lambda k: hresult(event_data[k])), lambda x: x IS NOT NULL)[1],
-    list_filter(list_transform([{_list_sql(HEX_CODE_FIELDS)}], lambda k: hresult_hex(event_data[k])),
-                lambda x: x IS NOT NULL)[1],
-    CASE WHEN provider = 'RasClient' AND event_id = 20227 THEN hresult(event_data['4']) END,
-    list_filter(list_transform(map_values(event_data), lambda v: hresult_strict(v)), lambda x: x IS NOT NULL)[1],
-    hresult(NULLIF(regexp_extract(message, '(?i)error code returned on failure is (-?[0-9]+|0x[0-9a-f]+)', 1), '')),
-    list_filter(list_transform(regexp_extract_all(message, '(?:^|[^0-9A-Za-z_-])(0[xX][0-9A-Fa-f]{{8}}|-[0-9]{{9,10}})\\b', 1),
-                               lambda v: hresult_strict(v)), lambda x: x IS NOT NULL)[1]
-) END"""
-
-_TARGET_SQL = f"""CASE WHEN message IS NOT NULL OR provider = 'LsaSrv' OR regexp_matches(edj, '{_gate(TARGET_FIELDS)}')
-THEN coalesce(
-    list_filter(list_transform([{_list_sql(TARGET_FIELDS)}], lambda k: NULLIF(NULLIF(trim(event_data[k]), ''), '-')),
-                lambda x: x IS NOT NULL)[1],
-    CASE WHEN provider = 'LsaSrv' AND event_id = 6041 THEN NULLIF(trim(event_data['1']), '') END,
-    NULLIF(regexp_extract(message, 'CredSSP authentication to (\\S+) failed', 1), '')
-) END"""
-
-_ALERT_SQL = """CASE WHEN message IS NOT NULL OR contains(edj, '"AlertDesc":') THEN coalesce(
-    TRY_CAST(event_data['AlertDesc'] AS INTEGER),
-    TRY_CAST(NULLIF(regexp_extract(message, 'fatal (?:alert|error) code is ([0-9]+)', 1), '') AS INTEGER)
-) END"""
-
-_LEVEL_SQL = "coalesce(level, CASE lower(trim(level_name)) {} END)".format(
-    " ".join(f"WHEN '{k}' THEN {v}" for k, v in LEVEL_NUMBERS.items())
-)
-_LEVEL_NAME_SQL = "coalesce(level_name, CASE level {} END)".format(
-    " ".join(f"WHEN {k} THEN '{v}'" for k, v in LEVEL_NAMES.items())
-)
-
-_DERIVE_SQL = f"""SELECT
-    _row,
-    {_LEVEL_SQL} AS level,
-    {_LEVEL_NAME_SQL} AS level_name,
-    edj AS event_data_json,
-    {_CODE_SQL} AS code,
-    {_ALERT_SQL} AS alert_code,
-    {_TARGET_SQL} AS target
-FROM (SELECT *, CASE WHEN event_data IS NOT NULL THEN CAST(to_json(event_data) AS VARCHAR) END AS edj FROM base)"""
-
-#: What ``finish`` reads from the base table (the rest passes through untouched, zero-copy).
-_DERIVE_INPUTS = ["level", "level_name", "event_data", "provider", "event_id", "message"]
-
-
-_shared: duckdb.DuckDBPyConnection | None = None
-_shared_lock = threading.Lock()
-
-
-def connect() -> duckdb.DuckDBPyConnection:
-    """A DuckDB cursor with the code macros, for one parse (one thread); close it when done.
-
-    Cursors of one in-memory database share its macros but not their registered tables, and
-    cost microseconds where a new database costs tens of milliseconds per file.
-    """
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            con = duckdb.connect()
-            for macro in SQL_MACROS:
-                con.execute(macro)
-            _shared = con
-        return _shared.cursor()
-
-
-def finish(con: duckdb.DuckDBPyConnection, base: pa.Table) -> pa.Table:
-    """Base columns -> the full ``events`` schema, with the derived columns computed in one pass."""
-    if base.num_rows == 0:
-        return EVENTS_SCHEMA.empty_table()
-    order = pa.array(np.arange(base.num_rows, dtype=np.int64))
-    inputs = base.select(_DERIVE_INPUTS).append_column("_row", order)
-    con.register("base", inputs)
-    try:
-        derived = con.sql(_DERIVE_SQL).to_arrow_table()
-    finally:
-        con.unregister("base")
-    if not derived.column("_row").equals(pa.chunked_array([order])):
-        # DuckDB keeps simple projections in order; sort back should that ever change
-        derived = derived.sort_by("_row")
-    columns: dict[str, pa.ChunkedArray | pa.Array] = {name: base.column(name) for name in base.column_names}
-    for name in derived.column_names:
-        columns[name] = derived.column(name)
-    arrays = [columns[f.name].cast(f.type) for f in EVENTS_SCHEMA]
-    return pa.Table.from_arrays(arrays, schema=EVENTS_SCHEMA)
-
-
-class Batcher:
-    """Rows and rejects of one file, handed out in bounded batches with growing positions."""
-
-    def __init__(self, batch_records: int) -> None:
-        self.limit = batch_records
-        self.rows = EventColumns()
-        self.rejects: list[Reject] = []
-        self.position = 0
-        self.handed = 0  # position of the last batch handed out
-        self.con = connect()
-
-    def row(self, values: dict[str, Any], source: str, offset: int, line: int | None) -> None:
-        values.update(source_file=source, source_offset=offset, line_number=line)
-        self.rows.add(values)
-
-    def reject(self, parser: str, source: str, offset: int, line: int | None, reason: str, text: str) -> None:
-        self.rejects.append(Reject(source, offset, line, parser, reason, clip(text, 4096)))
-
-    def full(self) -> bool:
-        return len(self.rows) + len(self.rejects) >= self.limit
-
-    def take(self, position: int | None = None) -> FileBatch:
-        result = ParseResult(records_read=len(self.rows) + len(self.rejects))
-        if len(self.rows):
-            result.add(EVENTS_TABLE, finish(self.con, self.rows.table()))
-        if self.rejects:
-            result.rejects = rejects_table(self.rejects)
-        self.rows, self.rejects = EventColumns(), []
-        self.handed = max(position or 0, self.position, 1)
-        return FileBatch(result, self.handed)
-
-    def last(self, size: int) -> Iterator[FileBatch]:
-        """The final batch (up to the file's size), unless it would add nothing to the previous."""
-        if len(self.rows) or self.rejects or max(size, self.position, 1) > self.handed:
-            yield self.take(size)
-
-    def close(self) -> None:
-        self.con.close()
 
 
 class EventsParser(FileParser):

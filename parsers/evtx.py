@@ -1,15 +1,16 @@
-"""``.evtx`` files: the ``evtx`` package (a Rust parser) reads the records, DuckDB types them.
+"""``.evtx`` files: the ``evtx`` package (a Rust parser) reads the records, this module types them.
 
-The package renders each record as JSON; one vectorised DuckDB pass per batch turns those strings
-into the ``events`` columns, so the Python loop per record is a single list append (``bench/
-evtx_events.py`` measures it against the package's own iteration).
+The package renders each record as compact JSON; ``orjson`` reads it back and ``system_values`` /
+``flatten_json_event`` turn it into ``events`` columns (``bench/evtx_events.py`` measures this
+against the package's own iteration).
 
 Damage is counted, never silent. The package skips an unreadable chunk with an error, but it
 also stops reading a chunk without a word at a record whose header is broken, and it ignores a
 partial last chunk. So the chunk headers' declared record ids are reconciled with the records
-actually returned: every declared record that did not come back is a reject saying why. A file
-cut inside a chunk (a copy of a log still being written) is read padded to the chunk boundary,
-which lets the package return the complete records before the cut.
+actually returned; the records a repaired copy of a damaged chunk gives back are read from it
+(``evtx_repair``), and every declared record that still did not come back is a reject saying why.
+A file cut inside a chunk (a copy of a log still being written) is read padded to the chunk
+boundary, which lets the package return the complete records before the cut.
 """
 
 from __future__ import annotations
@@ -23,24 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import duckdb
 import evtx
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+import orjson
 
-from parsers.base import FileBatch, ParseResult, Reject, rejects_table
-from parsers.events_schema import (
-    BASE_SCHEMA,
-    EVENT_DATA,
-    EVENTS_TABLE,
-    RAW_LIMIT,
-    EventsParser,
-    clip,
-    connect,
-    finish,
-    flatten_json_event,
-)
+from parsers.base import FileBatch, Reject
+from parsers.events_schema import RAW_LIMIT, Batcher, EventsParser, clip, event_data_text, flatten_json_event
 from parsers.evtx_repair import read_chunk, recover
 
 MAGIC = b"ElfFile\x00"
@@ -51,91 +40,6 @@ CHUNK_SIZE = 65536
 MAX_CHUNK_RECORDS = 10_000
 #: Stop if the package reports this many errors in a row (it could not be making progress).
 MAX_CONSECUTIVE_ERRORS = 10_000
-
-_J = "$.Event.System."
-_PATHS = [
-    _J + 'Provider."#attributes".Name',
-    _J + 'Provider."#attributes".EventSourceName',
-    _J + 'EventID."#text"',
-    _J + "EventID",
-    _J + 'EventID."#attributes".Qualifiers',
-    _J + "Version",
-    _J + "Level",
-    _J + "Task",
-    _J + "Opcode",
-    _J + "Keywords",
-    _J + 'TimeCreated."#attributes".SystemTime',
-    _J + "EventRecordID",
-    _J + 'Execution."#attributes".ProcessID',
-    _J + 'Execution."#attributes".ThreadID',
-    _J + "Channel",
-    _J + "Computer",
-    _J + 'Security."#attributes".UserID',
-]
-_PATH_LIST = ", ".join("'" + p + "'" for p in _PATHS)
-
-# EventData in its two common shapes becomes a MAP here: named ``Data`` (a flat object) and unnamed
-# ``Data`` (``{"Data": {"#text": [...]}, "Binary": ...}``). Anything else (UserData, nested values,
-# named and unnamed mixed) is flagged ``py`` and flattened by ``flatten_json_event``.
-_BLANK = "' ' || chr(9) || chr(10) || chr(12) || chr(13)"
-_CLEAN = (
-    "CASE WHEN {x} IS NULL OR trim({x}, " + _BLANK + ") = '' THEN '' "
-    "WHEN contains({x}, chr(13)) THEN replace(replace({x}, chr(13) || chr(10), chr(10)), chr(13), chr(10)) "
-    "ELSE {x} END"
-)
-_UNNAMED_TEXTS = (
-    "CASE WHEN json_type(ed, '$.Data.\"#text\"') = 'ARRAY' THEN json_extract_string(ed, '$.Data.\"#text\"[*]') "
-    "WHEN json_type(ed, '$.Data') = 'OBJECT' THEN [json_extract_string(ed, '$.Data.\"#text\"')] "
-    "ELSE [json_extract_string(ed, '$.Data')] END"
-)
-_BINARY = "NULLIF(json_extract_string(ed, '$.Binary'), '')"
-
-EXTRACT_SQL = f"""
-WITH r AS (
-    SELECT json_extract_string(j, [{_PATH_LIST}]) AS v,
-           json_extract(j, '$.Event.EventData') AS ed,
-           contains(j, '"UserData":') AS has_ud
-    FROM records
-), k AS (
-    SELECT *,
-        CASE WHEN ed IS NULL OR has_ud OR json_type(ed) <> 'OBJECT' THEN NULL
-             WHEN list_has_all(['Data', 'Binary', '#attributes'], json_keys(ed)) THEN
-                  CASE WHEN list_contains(json_keys(ed), 'Data') THEN 'unnamed' END
-             WHEN NOT list_contains(json_keys(ed), 'Data') AND NOT regexp_matches(
-                  regexp_replace(ed, '"#attributes":\\{{[^{{}}]*\\}}', '', 'g'), '":[\\[{{]') THEN 'named'
-        END AS shape
-    FROM r
-)
-SELECT * REPLACE (CASE WHEN cardinality(event_data) = 0 THEN NULL ELSE event_data END AS event_data)
-FROM (SELECT
-    CAST(CASE WHEN length(v[11]) > 27 THEN left(v[11], 26) || 'Z' ELSE v[11] END AS TIMESTAMPTZ) AS time_created,
-    v[16] AS computer,
-    v[15] AS channel,
-    coalesce(v[1], v[2]) AS provider,
-    coalesce(TRY_CAST(v[3] AS INTEGER), TRY_CAST(v[4] AS INTEGER)) AS event_id,
-    TRY_CAST(v[5] AS INTEGER) AS qualifiers,
-    TRY_CAST(v[6] AS INTEGER) AS version,
-    TRY_CAST(v[7] AS INTEGER) AS level,
-    TRY_CAST(v[8] AS INTEGER) AS task,
-    TRY_CAST(v[9] AS INTEGER) AS opcode,
-    v[10] AS keywords,
-    TRY_CAST(v[12] AS BIGINT) AS record_id,
-    TRY_CAST(v[13] AS BIGINT) AS process_id,
-    TRY_CAST(v[14] AS BIGINT) AS thread_id,
-    v[17] AS user_sid,
-    CASE
-        WHEN shape = 'named' THEN map_from_entries(list_transform(
-            list_filter(map_entries(json_transform(ed, '"MAP(VARCHAR, VARCHAR)"')),
-                        lambda e: e.key <> '#attributes' AND NOT (e.key = 'Binary' AND coalesce(e.value, '') = '')),
-            lambda e: {{'key': e.key, 'value': {_CLEAN.format(x="e.value")}}}))
-        WHEN shape = 'unnamed' THEN map_from_entries(list_concat(
-            list_transform({_UNNAMED_TEXTS}, lambda x, i: {{'key': CAST(i AS VARCHAR), 'value': {_CLEAN.format(x="x")}}}),
-            CASE WHEN {_BINARY} IS NULL THEN [] ELSE [{{'key': 'Binary', 'value': {_BINARY}}}] END))
-    END AS event_data,
-    has_ud OR (ed IS NOT NULL AND shape IS NULL AND json_type(ed) <> 'NULL') AS py
-FROM k)
-"""
-
 
 _RECORD_ERROR = re.compile(r"record number (\d+)", re.IGNORECASE)
 _CHUNK_ERROR = re.compile(r"chunk number (\d+)", re.IGNORECASE)
@@ -259,6 +163,58 @@ class _Failure:
     after: int | None = None  # header id of the last record returned before the error
 
 
+def _attrs(node: Any) -> dict[str, Any]:
+    attrs = node.get("#attributes") if isinstance(node, dict) else None
+    return attrs if isinstance(attrs, dict) else {}
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def _str(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value or None
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    return event_data_text(value)
+
+
+def system_values(event: dict[str, Any]) -> dict[str, Any]:
+    """The ``System`` part of a record in the package's JSON, as base ``events`` columns."""
+    system = event.get("System") or {}
+    provider = _attrs(system.get("Provider"))
+    event_id = system.get("EventID")
+    if isinstance(event_id, dict):
+        qualifiers, event_id = _int(_attrs(event_id).get("Qualifiers")), event_id.get("#text")
+    else:
+        qualifiers = None
+    execution = _attrs(system.get("Execution"))
+    return {
+        "time_text": _str(_attrs(system.get("TimeCreated")).get("SystemTime")),
+        "computer": _str(system.get("Computer")),
+        "channel": _str(system.get("Channel")),
+        "provider": _str(provider.get("Name")) or _str(provider.get("EventSourceName")),
+        "event_id": _int(event_id),
+        "qualifiers": qualifiers,
+        "version": _int(system.get("Version")),
+        "level": _int(system.get("Level")),
+        "task": _int(system.get("Task")),
+        "opcode": _int(system.get("Opcode")),
+        "keywords": _str(system.get("Keywords")),
+        "record_id": _int(system.get("EventRecordID")),
+        "process_id": _int(execution.get("ProcessID")),
+        "thread_id": _int(execution.get("ThreadID")),
+        "user_sid": _str(_attrs(system.get("Security")).get("UserID")),
+    }
+
+
 class EvtxParser(EventsParser):
     """Windows ``.evtx`` logs (binary, magic ``ElfFile``), including dirty and damaged copies."""
 
@@ -273,10 +229,8 @@ class EvtxParser(EventsParser):
         ledger = Ledger(chunks)
         padded = HEADER_SIZE + -(-max(size - HEADER_SIZE, 0) // CHUNK_SIZE) * CHUNK_SIZE
         handle: Any = str(path) if padded == size else _Padded(path, padded)
-        con = connect()
+        out = Batcher(batch_records)
         failures: list[_Failure] = []
-        ordinal = 0
-        pending: list[str] = []
         ids: list[int] = []  # record header ids (a forwarded event's XML carries its origin's id)
         records: Iterator[Any]
         try:
@@ -285,62 +239,53 @@ class EvtxParser(EventsParser):
             records = iter(())
             failures.append(_Failure(f"evtx reader could not open the file: {exc}"))
         try:
-            for record in _guarded(records, failures):
-                pending.append(record["data"])
-                ids.append(record["event_record_id"])
-                if len(pending) >= batch_records:
-                    yield self._batch(con, pending, ids, ordinal, source, ledger)
-                    ordinal += len(pending)
-                    pending, ids = [], []
-            if pending:
-                yield self._batch(con, pending, ids, ordinal, source, ledger)
-                ordinal += len(pending)
-            for pending, ids in _recovered(path, ledger, batch_records):
-                yield self._batch(con, pending, ids, ordinal, source, ledger)
-                ordinal += len(pending)
-            final = self._final(failures, ledger, ordinal, source)
-            if final.result.records_read or ordinal == 0:  # positions must grow from batch to batch
-                yield final
+            for stream in (lambda: _guarded(records, failures), lambda: _recovered(path, ledger)):
+                for record in stream():
+                    self._add(out, record, source)
+                    ids.append(record["event_record_id"])
+                    if out.full():
+                        ledger.count(np.array(ids, dtype=np.int64))
+                        ids = []
+                        yield out.take()
+                ledger.count(np.array(ids, dtype=np.int64))  # all seen before repairs are tried
+                ids = []
+            for reject in self._final(failures, ledger, out.position, source):
+                out.rejects.append(reject)
+                out.position += 1
+            if len(out.rows) or out.rejects or not out.handed:  # positions grow from batch to batch
+                yield out.take()
         finally:
             if isinstance(handle, _Padded):
                 handle.close()
-            con.close()
 
-    def _batch(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        data: list[str],
-        ids: list[int],
-        first: int,
-        source: str,
-        ledger: Ledger,
-    ) -> FileBatch:
-        base = extract(con, data, first, source)
-        ledger.count(np.array(ids, dtype=np.int64))
-        result = ParseResult(records_read=len(data))
-        # a record cut short (or damaged) comes back from the package with its values empty
-        hollow = pc.or_(pc.is_null(base.column("event_id")), pc.is_null(base.column("time_created")))
-        if pc.any(hollow).as_py():
-            rows = np.flatnonzero(hollow.to_numpy(zero_copy_only=False)).tolist()
-            result.rejects = rejects_table(
-                [
-                    Reject(
-                        source,
-                        first + i,
-                        None,
-                        self.name,
-                        f"record id {ids[i]} came back from the evtx reader without an event id or "
-                        "time: its values are damaged or cut short",
-                        clip(data[i], 4096),
-                    )
-                    for i in rows
-                ]
+    def _add(self, out: Batcher, record: dict[str, Any], source: str) -> None:
+        """One record of the package: a row, or a reject if its values did not survive."""
+        text: str = record["data"]
+        offset = out.position
+        out.position += 1
+        try:
+            event = orjson.loads(text)["Event"]
+            values = system_values(event)
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            values = {}
+        if values.get("event_id") is None or values.get("time_text") is None:
+            # a record cut short (or damaged) comes back from the package with its values empty
+            out.reject(
+                self.name,
+                source,
+                offset,
+                None,
+                f"record id {record['event_record_id']} came back from the evtx reader without an event "
+                "id or time: its values are damaged or cut short",
+                text,
             )
-            base = base.filter(pc.invert(hollow))
-        result.add(EVENTS_TABLE, finish(con, base))
-        return FileBatch(result, first + len(data))
+            return
+        values["event_data"] = flatten_json_event(event)
+        values["format"] = "evtx"
+        values["raw"] = text if len(text) <= RAW_LIMIT else clip(text)
+        out.row(values, source, offset, None)
 
-    def _final(self, failures: list[_Failure], ledger: Ledger, ordinal: int, source: str) -> FileBatch:
+    def _final(self, failures: list[_Failure], ledger: Ledger, ordinal: int, source: str) -> list[Reject]:
         """Rejects for what the package could not return, after all records have been seen."""
         rejects: list[Reject] = []
         by_record = {f.record_id: f for f in failures if f.record_id is not None}
@@ -377,17 +322,14 @@ class EvtxParser(EventsParser):
             if id(failure) in used or failure.chunk in declared or ledger.declares(failure.record_id):
                 continue  # its records were recovered (see evtx_repair), or are rejects above
             rejects.append(self._reject(source, ordinal + len(rejects), failure.reason, failure.record_id))
-        result = ParseResult(records_read=len(rejects))
-        if rejects:
-            result.rejects = rejects_table(rejects)
-        return FileBatch(result, max(ordinal + len(rejects), 1))
+        return rejects
 
     def _reject(self, source: str, offset: int, reason: str, record_id: int | None) -> Reject:
         raw = None if record_id is None else json.dumps({"event_record_id": record_id})
         return Reject(source, offset, None, self.name, reason, raw)
 
 
-def _recovered(path: Path, ledger: Ledger, batch_records: int) -> Iterator[tuple[list[str], list[int]]]:
+def _recovered(path: Path, ledger: Ledger) -> Iterator[dict[str, Any]]:
     """Records of damaged chunks that a repaired copy lets the package read (see evtx_repair)."""
     wanted: dict[int, tuple[Chunk, set[int]]] = {}
     for record_id, owners in ledger.missing():
@@ -397,18 +339,9 @@ def _recovered(path: Path, ledger: Ledger, batch_records: int) -> Iterator[tuple
         return
     with path.open("rb") as f:
         header = f.read(HEADER_SIZE)
-    data: list[str] = []
-    ids: list[int] = []
     for index, (chunk, missing) in sorted(wanted.items()):
         raw = read_chunk(path, HEADER_SIZE + index * CHUNK_SIZE, CHUNK_SIZE)
-        for record in recover(header, raw, chunk.first_id, chunk.last_id, missing):
-            data.append(record["data"])
-            ids.append(record["event_record_id"])
-            if len(data) >= batch_records:
-                yield data, ids
-                data, ids = [], []
-    if data:
-        yield data, ids
+        yield from recover(header, raw, chunk.first_id, chunk.last_id, missing)
 
 
 def _guarded(records: Iterator[Any], failures: list[_Failure]) -> Iterator[dict[str, Any]]:
@@ -437,53 +370,3 @@ def _guarded(records: Iterator[Any], failures: list[_Failure]) -> Iterator[dict[
         consecutive = 0
         last = record["event_record_id"]
         yield record
-
-
-def extract(con: duckdb.DuckDBPyConnection, data: list[str], first: int, source: str) -> pa.Table:
-    """Base ``events`` columns of a batch of records in the package's JSON form."""
-    n = len(data)
-    text = pa.array(data, pa.string())
-    con.register("records", pa.table({"j": text}))
-    try:
-        got = con.sql(EXTRACT_SQL).to_arrow_table()
-    finally:
-        con.unregister("records")
-    event_data = got.column("event_data")
-    py = got.column("py").to_numpy(zero_copy_only=False)
-    if py.any():
-        event_data = _patch(event_data, np.flatnonzero(py), data)
-    columns = {name: got.column(name) for name in got.column_names}
-    columns["event_data"] = event_data
-    columns["format"] = pa.array(["evtx"] * n, pa.string())
-    columns["raw"] = _clipped(text)
-    columns["source_file"] = pa.array([source] * n, pa.string())
-    columns["source_offset"] = pa.array(np.arange(first, first + n, dtype=np.int64))
-    arrays = []
-    for f in BASE_SCHEMA:
-        column = columns.get(f.name)
-        arrays.append(pa.nulls(n, f.type) if column is None else column.cast(f.type))
-    return pa.Table.from_arrays(arrays, schema=BASE_SCHEMA)
-
-
-def _patch(event_data: pa.ChunkedArray, rows: np.ndarray, data: list[str]) -> pa.Array:
-    """Replace the flagged rows' event data by the Python flattening of their JSON."""
-    fallback = []
-    for i in rows.tolist():
-        try:
-            event = json.loads(data[i]).get("Event", {})
-        except (ValueError, AttributeError):
-            event = {}
-        fallback.append(flatten_json_event(event) if isinstance(event, dict) else None)
-    fast = event_data.combine_chunks().cast(EVENT_DATA)
-    merged = pa.concat_arrays([fast, pa.array(fallback, EVENT_DATA)])
-    index = np.arange(len(fast), dtype=np.int64)
-    index[rows] = len(fast) + np.arange(len(rows), dtype=np.int64)
-    return merged.take(pa.array(index))
-
-
-def _clipped(text: pa.Array) -> pa.Array:
-    lengths = np.asarray(pc.utf8_length(text).to_numpy(zero_copy_only=False))
-    if not len(lengths) or lengths.max() <= RAW_LIMIT:
-        return text
-    values = text.to_pylist()
-    return pa.array([clip(v) for v in values], pa.string())

@@ -158,29 +158,26 @@ class EventViewerParser(EventsParser):
         out = Batcher(batch_records)
         lines = read_lines(path)
         first_column = "Level"
-        try:
-            for line in lines:
-                m = _HEADER.match(line.text)
-                if m is not None:
-                    first_column = m.group(1)
-                    out.position = line.offset + 1
-                    break
-                if line.text.strip():
-                    out.reject(self.name, source, line.offset, line.number, "no export header", line.text)
-            for record in records(lines, starts=_RECORD_START):
-                out.position = record.offset + 1
-                values, problem = self._values(record, first_column, zone)
-                if values is None:
-                    out.reject(
-                        self.name, source, record.offset, record.line, problem or "not a record", record.text
-                    )
-                else:
-                    out.row(values, source, record.offset, record.line)
-                if out.full():
-                    yield out.take()
-            yield from out.last(path.stat().st_size)
-        finally:
-            out.close()
+        for line in lines:
+            m = _HEADER.match(line.text)
+            if m is not None:
+                first_column = m.group(1)
+                out.position = line.offset + 1
+                break
+            if line.text.strip():
+                out.reject(self.name, source, line.offset, line.number, "no export header", line.text)
+        for record in records(lines, starts=_RECORD_START):
+            out.position = record.offset + 1
+            values, problem = self._values(record, first_column, zone)
+            if values is None:
+                out.reject(
+                    self.name, source, record.offset, record.line, problem or "not a record", record.text
+                )
+            else:
+                out.row(values, source, record.offset, record.line)
+            if out.full():
+                yield out.take()
+        yield from out.last(path.stat().st_size)
 
     def _values(
         self, record: Record, first_column: str, zone: ZoneInfo

@@ -80,35 +80,32 @@ class PowerShellCsvParser(EventsParser):
         lines = read_lines(path)
         columns: list[str] = []
         delimiter = ","
-        try:
-            for line in lines:
-                text = line.text.lstrip("\ufeff")
-                m = _HEADER.match(text)
-                if m is not None:
-                    try:
-                        columns = split_fields(text, m.group(1))
-                    except FieldsError as exc:
-                        out.reject(self.name, source, line.offset, line.number, str(exc), text)
-                        continue
-                    delimiter = m.group(1)
-                    out.position = line.offset + 1
-                    break
-                if text.strip() and not text.startswith("#TYPE"):
-                    out.reject(self.name, source, line.offset, line.number, "no CSV header", text)
-            for record in records(lines, starts=None):
-                out.position = record.offset + 1
-                values, problem = self._values(record.text, record.problem, columns, delimiter, zone)
-                if values is None:
-                    out.reject(
-                        self.name, source, record.offset, record.line, problem or "not a record", record.text
-                    )
-                else:
-                    out.row(values, source, record.offset, record.line)
-                if out.full():
-                    yield out.take()
-            yield from out.last(path.stat().st_size)
-        finally:
-            out.close()
+        for line in lines:
+            text = line.text.lstrip("\ufeff")
+            m = _HEADER.match(text)
+            if m is not None:
+                try:
+                    columns = split_fields(text, m.group(1))
+                except FieldsError as exc:
+                    out.reject(self.name, source, line.offset, line.number, str(exc), text)
+                    continue
+                delimiter = m.group(1)
+                out.position = line.offset + 1
+                break
+            if text.strip() and not text.startswith("#TYPE"):
+                out.reject(self.name, source, line.offset, line.number, "no CSV header", text)
+        for record in records(lines, starts=None):
+            out.position = record.offset + 1
+            values, problem = self._values(record.text, record.problem, columns, delimiter, zone)
+            if values is None:
+                out.reject(
+                    self.name, source, record.offset, record.line, problem or "not a record", record.text
+                )
+            else:
+                out.row(values, source, record.offset, record.line)
+            if out.full():
+                yield out.take()
+        yield from out.last(path.stat().st_size)
 
     def _values(
         self, text: str, problem: str | None, columns: list[str], delimiter: str, zone: ZoneInfo

@@ -24,7 +24,6 @@ from parsers.events_schema import (
     clean_message,
     clip,
     event_data_text,
-    parse_system_time,
     put,
 )
 
@@ -277,7 +276,7 @@ def event_row(event: ET.Element) -> dict[str, Any]:
         [k.text.strip() for k in keywords if k.text and k.text.strip()] if keywords is not None else []
     )
     return {
-        "time_created": parse_system_time(created.get("SystemTime")) if created is not None else None,
+        "time_text": created.get("SystemTime") if created is not None else None,
         "computer": _text(system.get("Computer")),
         "channel": _text(system.get("Channel")) or _text(rendering.get("Channel")),
         "provider": None
@@ -319,31 +318,28 @@ class WinEventXmlParser(EventsParser):
     def parse_file(self, path: Path, *, source: str, batch_records: int = 50_000) -> Iterator[FileBatch]:
         out = Batcher(batch_records)
         root_attrs = ""
-        try:
-            for piece in pieces(path):
-                if piece.kind == "root":
-                    m = _ROOT.match(piece.text)
-                    root_attrs = m.group(1) if m else ""
-                    continue
-                out.position = piece.offset + 1
-                if piece.problem is not None:
-                    out.reject(self.name, source, piece.offset, piece.line, piece.problem, piece.text)
+        for piece in pieces(path):
+            if piece.kind == "root":
+                m = _ROOT.match(piece.text)
+                root_attrs = m.group(1) if m else ""
+                continue
+            out.position = piece.offset + 1
+            if piece.problem is not None:
+                out.reject(self.name, source, piece.offset, piece.line, piece.problem, piece.text)
+            else:
+                try:
+                    elem = _parse(piece.text, root_attrs)
+                except ET.ParseError as exc:
+                    out.reject(
+                        self.name, source, piece.offset, piece.line, f"malformed XML: {exc}", piece.text
+                    )
                 else:
-                    try:
-                        elem = _parse(piece.text, root_attrs)
-                    except ET.ParseError as exc:
-                        out.reject(
-                            self.name, source, piece.offset, piece.line, f"malformed XML: {exc}", piece.text
-                        )
-                    else:
-                        values = event_row(elem)
-                        values["raw"] = clip(piece.text)
-                        out.row(values, source, piece.offset, piece.line)
-                if out.full():
-                    yield out.take()
-            yield from out.last(path.stat().st_size)
-        finally:
-            out.close()
+                    values = event_row(elem)
+                    values["raw"] = clip(piece.text)
+                    out.row(values, source, piece.offset, piece.line)
+            if out.full():
+                yield out.take()
+        yield from out.last(path.stat().st_size)
 
 
 def _parse(text: str, root_attrs: str) -> ET.Element:

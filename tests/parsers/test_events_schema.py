@@ -7,17 +7,20 @@ import datetime as dt
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import duckdb
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from parsers.base import FileParser, ParseOptions
-from parsers.events_schema import EventColumns, connect, finish, hex32, normalise_code
+from parsers.events_schema import SQL_MACROS, EventColumns, hex32, normalise_code
 from parsers.winevent_csv import EventViewerCsvParser, EventViewerTxtParser, parse_local_time
 from parsers.winevent_pscsv import PowerShellCsvParser
 from parsers.winevent_xml import WinEventXmlParser
 
-CON = connect()
+CON = duckdb.connect()
+for _macro in SQL_MACROS:
+    CON.execute(_macro)
 
 
 def sql(expr: str, value: object) -> object:
@@ -63,7 +66,7 @@ def test_python_and_sql_agree_on_any_text(text: str) -> None:
 def derive(**values: object) -> dict[str, object]:
     rows = EventColumns()
     rows.add({"format": "xml", "source_file": "f", "source_offset": 0, **values})
-    return finish(connect(), rows.table()).to_pylist()[0]
+    return rows.table().to_pylist()[0]
 
 
 def test_code_comes_from_named_fields_before_values_and_message() -> None:
@@ -187,7 +190,7 @@ def test_event_columns_round_trip_types() -> None:
             "source_offset": 3,
         }
     )
-    row = finish(connect(), rows.table()).to_pylist()[0]
+    row = rows.table().to_pylist()[0]
     assert (row["time_created"], row["event_id"], row["event_data"], row["source_offset"]) == (
         when,
         5,
