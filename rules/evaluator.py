@@ -78,6 +78,8 @@ class Evaluator:
         self.schemas: dict[str, TableSchema] = {}
         self._queries: dict[tuple[str, str], str] = {}
         self._fixes: dict[str, tuple[str, str]] = {}
+        self._snapshots: dict[str, tuple[int, Any, TableSchema]] = {}
+        self._con: duckdb.DuckDBPyConnection | None = None
 
     def evaluate(
         self,
@@ -96,7 +98,7 @@ class Evaluator:
         wanted = set(self.rules.tables()) | {self._partner(r).table for r in self._correlated()}
         names = sorted(wanted if tables is None else wanted & set(tables))
         runs = []
-        self.schemas = self._warehouse_schemas()
+        self.schemas = self._warehouse_schemas(wanted)
         for name in names:
             if name in self.schemas:
                 run = self._evaluate_table(name, write=write, rescan=rescan, scope=source_files, only=only)
@@ -106,13 +108,22 @@ class Evaluator:
 
     # --- one table ------------------------------------------------------------------------
 
-    def _warehouse_schemas(self) -> dict[str, TableSchema]:
-        """Each table's columns as stored (a header-driven table has the columns its logs gave)."""
+    def _warehouse_schemas(self, names: Iterable[str]) -> dict[str, TableSchema]:
+        """Each table's columns as stored (a header-driven table has the columns its logs gave).
+
+        The dataset of each table version is kept, so repeated runs over an unchanged table
+        (``rules test``: one run per example) do not rebuild it.
+        """
         found = {}
-        for name in self.wh.table_names():
-            delta = self.wh.table(name, refresh=True)
-            if delta is not None:
-                found[name] = TableSchema(name, delta.to_pyarrow_dataset().schema)
+        for name in sorted(names):
+            delta = self.wh.table(name, refresh=True) if self.wh.has_table(name) else None
+            if delta is None:
+                continue
+            cached = self._snapshots.get(name)
+            if cached is None or cached[0] != delta.version():
+                dataset = delta.to_pyarrow_dataset()
+                cached = self._snapshots[name] = (delta.version(), dataset, TableSchema(name, dataset.schema))
+            found[name] = cached[2]
         return found
 
     def _applies(self, rule: Rule) -> bool:
@@ -162,26 +173,30 @@ class Evaluator:
             if self._partner(r).table == table and (only is None or r.id in only) and self._applies(r)
         ]
         run = TableRun(table, after, current)
-        con = self._connect()
+        partners = {self._partner(r).table for r in own + completing if r.correlate is not None}
+        con = self._connect({table, *partners, *(r.table for r in completing)})
         try:
             if own or completing:
                 self._scan(con, run, own, completing, scope)
         except duckdb.Error as exc:
             raise RuleEvalError(f"evaluating rules over {table} failed: {str(exc).splitlines()[0]}") from exc
         finally:
-            con.close()
+            for name in ("__cand", "__m"):  # free this run's candidates; the session stays
+                con.unregister(name)
         if write:
             self._write(run)
         return run
 
-    def _connect(self) -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect()
-        for macro in MACROS:
-            con.execute(macro)
-        for name in self.schemas:
-            delta = self.wh.table(name)
-            if delta is not None:
-                con.register(name, delta.to_pyarrow_dataset())
+    def _connect(self, tables: set[str]) -> duckdb.DuckDBPyConnection:
+        """The evaluator's DuckDB session (made once) with ``tables`` registered at their snapshot."""
+        con = self._con
+        if con is None:
+            con = self._con = duckdb.connect()
+            for macro in MACROS:
+                con.execute(macro)
+        for name in sorted(tables):
+            if name in self._snapshots:
+                con.register(name, self._snapshots[name][1])
         return con
 
     def _scan(

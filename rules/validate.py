@@ -152,6 +152,8 @@ def _compiles(rule: Rule, schema: TableSchema) -> None:
             for key, frags in n.patterns.items():
                 reason = re2_error("|".join(frags))
                 if reason:
-                    raise duckdb.InvalidInputException(f"prefilter pattern for {key} does not compile: {reason}")
+                    raise duckdb.InvalidInputException(
+                        f"prefilter pattern for {key} does not compile: {reason}"
+                    )
     finally:
         con.unregister(name)
