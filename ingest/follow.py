@@ -135,16 +135,18 @@ class Follower:
         key = (st.st_dev, st.st_ino)
         tr = self.trackers.get(key)
         if tr is not None:
+            changed = (st.st_size, st.st_mtime_ns) != (tr.last_size, tr.last_mtime)
             if tr.path != path:
                 self.log.info("renamed", old=str(tr.path), new=str(path), file_id=self._fid(tr))
                 if self.by_path.get(tr.path) is tr:
                     del self.by_path[tr.path]
-                tr.path, tr.orphan = path, False
+                tr.path, tr.orphan, changed = path, False, True
                 self._take_path(tr)
-            if tr.phase is Phase.DONE and (st.st_size, st.st_mtime_ns) != (tr.last_size, tr.last_mtime):
+            if tr.phase is Phase.DONE and changed:
                 tr.phase = Phase.NEW  # a finished file changed: look again
                 self._close(tr)
-            tr.hot = True
+            if changed or tr.phase is not Phase.READING:
+                tr.hot = True  # an unchanged file read to its end needs no look (nor a reopen)
             return
         if origin is None:
             return
@@ -158,13 +160,11 @@ class Follower:
             previous.orphan, previous.hot = True, True
         self.by_path[tr.path] = tr
 
-    def origin_of(self, path: Path) -> Origin | None:
-        tr = self.by_path.get(path)
-        return tr.origin if tr is not None else None
-
-    def wake_all(self) -> None:
+    def wake_unwatched(self) -> None:
+        """Files no event reaches any more (renamed out of the sources, deleted while open)."""
         for tr in self.trackers.values():
-            tr.hot = True
+            if tr.orphan or tr.deleted:
+                tr.hot = True
 
     # ---- scheduling ------------------------------------------------------------------------
 

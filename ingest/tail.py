@@ -102,7 +102,7 @@ class Tailer:
                     self.log.warning("observer_restarted", path=str(source.root))
                 if now >= next_rescan or healed:
                     self._scan()
-                    follower.wake_all()
+                    follower.wake_unwatched()
                     next_rescan = now + self.settings.rescan_interval
                 else:
                     for d in sorted(dirs):
