@@ -73,7 +73,9 @@ class Evaluator:
     """Evaluates a rule set over a warehouse; one instance per process is enough."""
 
     def __init__(self, wh: Warehouse, rules: RuleSet) -> None:
-        self.wh = wh
+        # An instance of our own: ingest may run us on another thread while it keeps committing
+        # through ``wh``, and Delta table objects are not shared between threads.
+        self.wh = Warehouse(wh.root)
         self.rules = rules
         self.schemas: dict[str, TableSchema] = {}
         self._queries: dict[tuple[str, str], str] = {}
