@@ -97,13 +97,20 @@ def evaluation_hook(ctx: Context) -> CommitHook | None:
     return hook
 
 
+def _duration(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def _shape(rule: Rule) -> str:
     if rule.threshold is not None:
         t = rule.threshold
         what = f"distinct {t.distinct}" if t.distinct else "rows"
-        return f">= {t.count} {what} in {t.window}s"
+        return f">= {t.count} {what} in {_duration(t.window)}"
     if rule.correlate is not None:
-        return f"then {rule.correlate.followed_by} within {rule.correlate.within}s"
+        return f"then {rule.correlate.followed_by} within {_duration(rule.correlate.within)}"
     return "each match"
 
 

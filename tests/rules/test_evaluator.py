@@ -69,6 +69,20 @@ def test_plain_rule_hits_carry_the_fix_samples_and_the_query(tmp_path: Path, war
     assert run(warehouse, "select * from hits").column_names == [*HITS_SCHEMA.names, "_version"]
 
 
+def test_dedup_key_uses_the_fields_dedup_by_names(tmp_path: Path, warehouse: Warehouse) -> None:
+    rule = PLAIN.replace(
+        "group_by: [connector_id]", "group_by: [connector_id, session_id]\n    dedup_by: [connector_id]"
+    )
+    log = tmp_path / "SEND.LOG"
+    log.write_text(SEND_HEADER + unknown_credentials(1) + unknown_credentials(2))
+    ingest_evaluating(warehouse, [log], load_only(rules_file(tmp_path, rule)))
+    found = hits(warehouse)
+    assert len({h["group_key"] for h in found}) == 2  # two sessions, two entities ...
+    assert {h["dedup_key"] for h in found} == {
+        "plain-unknown-credentials|connector_id=Outbound to Office 365"
+    }  # one ticket
+
+
 def test_only_new_rows_are_evaluated_and_the_watermark_rides_with_the_hits(
     tmp_path: Path, warehouse: Warehouse
 ) -> None:
