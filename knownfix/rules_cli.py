@@ -271,6 +271,7 @@ def hits(
     rule: Annotated[str | None, typer.Option("--rule", "-r", help="Only hits of this rule.")] = None,
     limit: Annotated[int, typer.Option(help="Show at most this many (most recent first).")] = 20,
     fmt: FormatOpt = output.Format.table,
+    out: Annotated[Path | None, typer.Option("--output", "-o", help="Write csv/parquet to this file.")] = None,
 ) -> None:
     """Recent hits of the rules, each with its documented fix (table or JSON)."""
     ctx = open_context(warehouse, config)
@@ -286,7 +287,7 @@ def hits(
             sys.stdout.write(json.dumps(row, default=str, ensure_ascii=False) + "\n")
         return
     if fmt is not output.Format.table:
-        output.emit(result, fmt, None)
+        output.emit(result, fmt, out)
         return
     for row in result.to_pylist():
         _print_hit(row)
