@@ -271,7 +271,9 @@ def hits(
     rule: Annotated[str | None, typer.Option("--rule", "-r", help="Only hits of this rule.")] = None,
     limit: Annotated[int, typer.Option(help="Show at most this many (most recent first).")] = 20,
     fmt: FormatOpt = output.Format.table,
-    out: Annotated[Path | None, typer.Option("--output", "-o", help="Write csv/parquet to this file.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write csv/parquet to this file.")
+    ] = None,
 ) -> None:
     """Recent hits of the rules, each with its documented fix (table or JSON)."""
     ctx = open_context(warehouse, config)
