@@ -38,7 +38,7 @@ def test_bad_sql_names_the_problem_and_the_tables(tmp_path: Path) -> None:
     (logs / "setup.log").write_text("one\ntwo\n")
     assert knownfix("ingest", str(logs), "-w", str(tmp_path / "wh")).returncode == 0
     proc = knownfix("query", "select * from nosuchtable", "-w", str(tmp_path / "wh"))
-    assert_one_line_error(proc, "nosuchtable", "tables: files, lines")
+    assert_one_line_error(proc, "nosuchtable", "tables: files, hits, lines")
     proc = knownfix("query", "selec 1", "-w", str(tmp_path / "wh"))
     assert_one_line_error(proc, "syntax error")
 
