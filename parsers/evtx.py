@@ -29,7 +29,8 @@ import numpy as np
 import orjson
 
 from parsers.base import FileBatch, Reject
-from parsers.events_schema import RAW_LIMIT, Batcher, EventsParser, clip, event_data_text, flatten_json_event
+from parsers.events_rows import Batcher
+from parsers.events_schema import RAW_LIMIT, EventsParser, clip, event_data_text, flatten_json_event
 from parsers.evtx_repair import read_chunk, recover
 
 MAGIC = b"ElfFile\x00"

@@ -22,7 +22,8 @@ from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from parsers.base import FileBatch
-from parsers.events_schema import Batcher, EventsParser, clean_message, clip
+from parsers.events_rows import Batcher
+from parsers.events_schema import EventsParser, clean_message, clip
 from parsers.sync_errors_common import Line, read_lines, sniff_text
 
 #: Lines after which an unclosed quote is given up on (a damaged file, not a long message).

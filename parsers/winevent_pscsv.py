@@ -17,7 +17,8 @@ from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from parsers.base import FileBatch
-from parsers.events_schema import Batcher, EventsParser, clean_message, clip
+from parsers.events_rows import Batcher
+from parsers.events_schema import EventsParser, clean_message, clip
 from parsers.sync_errors_common import read_lines, sniff_text
 from parsers.winevent_csv import FieldsError, parse_local_time, records, split_fields, zone_of
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from parsers.base import FileBatch
+from parsers.events_rows import Batcher
 from parsers.events_schema import (
-    Batcher,
     EventsParser,
     clean_message,
     clip,

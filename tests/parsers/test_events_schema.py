@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from parsers.base import FileParser, ParseOptions
-from parsers.events_schema import SQL_MACROS, EventColumns, hex32, normalise_code
+from parsers.events_rows import EventColumns
+from parsers.events_schema import SQL_MACROS, hex32, normalise_code
 from parsers.winevent_csv import EventViewerCsvParser, EventViewerTxtParser, parse_local_time
 from parsers.winevent_pscsv import PowerShellCsvParser
 from parsers.winevent_xml import WinEventXmlParser
