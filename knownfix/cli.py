@@ -23,8 +23,9 @@ from rich.progress import (
 
 from ingest.backfill import IngestStats, ingest_paths, walk
 from knownfix import output
+from knownfix.config import check_timezone
 from knownfix.context import Context, open_context
-from knownfix.errors import KnownfixError
+from knownfix.errors import ConfigError, KnownfixError
 from warehouse.errors import WarehouseError
 from warehouse.lock import WriterLock
 from warehouse.query import run
@@ -100,9 +101,21 @@ def ingest(
     warehouse: WarehouseOpt = None,
     config: ConfigOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    timezone: Annotated[
+        str | None,
+        typer.Option(
+            "--timezone",
+            help="IANA zone of exports written in local time (Event Viewer CSV/TXT); overrides the config.",
+        ),
+    ] = None,
 ) -> None:
     """Read log files once into the warehouse (re-running adds only what is new)."""
     ctx = open_context(warehouse, config)
+    if timezone is not None:
+        try:
+            ctx.config.timezone = check_timezone(timezone)
+        except ValueError as exc:
+            raise ConfigError(f"--timezone: {exc}") from None
     stats = ingest_with_progress(ctx, paths, quiet=quiet)
     report_ingest(stats)
     if stats.unreadable:

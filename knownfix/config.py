@@ -8,10 +8,11 @@ the config file's ``warehouse:``, then ``./knownfix-data``. The config file is `
 from __future__ import annotations
 
 import os
+import zoneinfo
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ingest.settings import SourceConfig, TailConfig
 from knownfix.errors import ConfigError
@@ -30,6 +31,12 @@ class Config(BaseModel):
     warehouse: Path | None = None
     #: Time zone of exports whose timestamps are local time (Event Viewer CSV/TXT).
     timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        check_timezone(value)
+        return value
     #: Extra rule files or folders, loaded after the bundled library.
     rules: list[Path] = Field(default_factory=list)
     #: Sections owned by the tailer and the ticket sinks; validated by their own models.
@@ -37,6 +44,15 @@ class Config(BaseModel):
     tail: TailConfig = Field(default_factory=TailConfig)
     sinks: list[SinkConfig] = Field(default_factory=list)
     tickets: TicketsConfig = Field(default_factory=TicketsConfig)
+
+
+def check_timezone(name: str) -> str:
+    """An IANA zone name such as ``Europe/Berlin``; anything else is refused with an example."""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}; use an IANA name such as Europe/Berlin or UTC") from None
+    return name
 
 
 def config_path(flag: Path | None) -> Path | None:

@@ -99,7 +99,10 @@ def test_query_formats(tmp_path: Path) -> None:
     knownfix("ingest", str(logs), "-w", str(wh))
     sql = "select text, line_number from lines order by line_number"
     as_json = knownfix("query", sql, "-w", str(wh), "-f", "json").stdout.splitlines()
-    assert [json.loads(x) for x in as_json] == [{"text": "alpha", "line_number": 1}, {"text": "beta", "line_number": 2}]
+    assert [json.loads(x) for x in as_json] == [
+        {"text": "alpha", "line_number": 1},
+        {"text": "beta", "line_number": 2},
+    ]
     table = knownfix("query", sql, "-w", str(wh)).stdout
     assert "alpha" in table and "2 rows" in table
     out = tmp_path / "x.parquet"
@@ -117,3 +120,27 @@ def test_warehouse_location_from_environment_and_config(tmp_path: Path) -> None:
     assert (tmp_path / "from-config" / "tables" / "lines").is_dir()
     (tmp_path / "knownfix.yaml").write_text("warehous: typo\n")
     assert_one_line_error(knownfix("tables", cwd=tmp_path), "unknown key 'warehous'", "knownfix.yaml")
+
+
+def test_timezone_flag_sets_the_zone_of_local_time_exports(tmp_path: Path) -> None:
+    from tests.conftest import SAMPLE_LOGS
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "events.csv").write_bytes((SAMPLE_LOGS / "windows" / "wec01_forwarded_events.csv").read_bytes())
+    sql = "select time_created::varchar t, time_assumed_tz z from events order by source_offset limit 1"
+    times = {}
+    for zone in ("UTC", "Asia/Dubai"):
+        wh = str(tmp_path / f"wh-{zone.replace('/', '-')}")
+        proc = knownfix("ingest", str(logs), "-w", wh, "--timezone", zone)
+        assert proc.returncode == 0, proc.stderr
+        row = json.loads(knownfix("query", sql, "-w", wh, "-f", "json").stdout)
+        assert row["z"] == zone
+        times[zone] = row["t"]
+    assert (
+        times["UTC"] != times["Asia/Dubai"]
+    )  # Dubai is UTC+4: the same wall clock is 4 hours earlier in UTC
+    assert_one_line_error(
+        knownfix("ingest", str(logs), "-w", str(tmp_path / "x"), "--timezone", "Mars/Olympus"),
+        "unknown time zone 'Mars/Olympus'",
+    )
