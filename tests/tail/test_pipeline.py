@@ -33,6 +33,16 @@ def _session(n: int) -> str:
     )
 
 
+RULE = "exchange-tls-unknown-credentials"
+
+
+def _failure(n: int) -> str:
+    return (
+        f"2016-07-19T12:13:15.145Z,Outbound to Office 365 #{n},08D3AFC581A9{n:04X},4,,,*,,"
+        "TLS negotiation failed with error UnknownCredentials\r\n"
+    )
+
+
 def test_a_slow_warehouse_slows_reading_and_loses_nothing(tmp_path: Path, warehouse: Warehouse) -> None:
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -165,3 +175,23 @@ def test_ingest_then_tail_share_identities_and_read_nothing_twice(
     with Running(warehouse, logs):
         wait_until(has_all(warehouse, ids("i", 200, 250) | {"tiny2"}), "lines added after ingest")
     assert_exactly_once(warehouse, ids("i", 0, 250) | {"tiny1", "tiny2"})
+
+
+def test_every_failure_line_becomes_a_hit_while_commits_keep_coming(
+    tmp_path: Path, warehouse: Warehouse
+) -> None:
+    """Rule runs overlap the reading: the rows of every commit are evaluated, none skipped."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    hook = Context(Config(), warehouse).after_commit()
+    log = logs / "SEND20160719-2.LOG"
+    append(log, SEND_HEADER)
+    per = 3 * 700 + 1
+    with Running(warehouse, logs, settings(commit_interval=0.0), hook=hook) as tail:
+        for n in range(20):
+            append(log, "".join(_session(n * 1000 + k) for k in range(700)) + _failure(n))
+            commits = tail.tailer.book.totals.commits
+            wait_until(lambda c=commits: tail.tailer.book.totals.commits > c, "a commit")  # one per append
+        wait_until(lambda: _smtp_rows(warehouse) == 20 * per, "every row")
+    hits = run(warehouse, "select count(*) from hits where rule_id = ?", [RULE]).column(0)[0].as_py()
+    assert hits == 20  # the clean stop lets the last rule run finish
