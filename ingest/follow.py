@@ -10,17 +10,11 @@ on that file and its new content is a new generation read from 0.
 
 from __future__ import annotations
 
-import enum
 import stat
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ingest.identity import (
-    FINGERPRINT_BYTES,
-    TAIL_BYTES,
     Identity,
     Registry,
     digest,
@@ -28,63 +22,16 @@ from ingest.identity import (
     tail_window,
 )
 from ingest.logs import EventLog
-from ingest.reader import GZIP_MAGIC, GzipUnreadable, Source, SourceGone, open_source, take_lines
+from ingest.matching import Matcher
+from ingest.reader import GzipUnreadable, SourceGone, open_source, take_lines
 from ingest.settings import TailConfig
 from ingest.status import StatusBook
+from ingest.tracker import Phase, Piece, Tracker, arrow_bytes
 from ingest.watch import Source as Origin
-from parsers.base import FileBatch, FileParser, ParseOptions, Parser, ParseResult, StreamParser
-from parsers.registry import SNIFF_BYTES, detect, parser_for
-from warehouse.commit import FileProgress
+from parsers.base import FileParser, ParseOptions, ParseResult, StreamParser
 
 
-class Phase(enum.Enum):
-    NEW = "new"  # content not yet matched to an identity
-    WAITING = "waiting"  # too early to decide (empty, settling, maybe a copy being written)
-    SHADOW = "shadow"  # a copy of an identity another tracker is reading
-    READING = "reading"
-    DONE = "done"  # finished (archive read, whole-file format read, binary, vanished)
-
-
-@dataclass
-class Piece:
-    """Parsed bytes of one identity, waiting for the next commit."""
-
-    progress: FileProgress
-    result: ParseResult
-    nbytes: int
-    ident: Identity
-
-
-@dataclass(eq=False)
-class Tracker:
-    path: Path
-    key: tuple[int, int]
-    origin: Origin | None
-    initial: bool  # found by the first scan: the source's start_position applies
-    copy_only: bool = False  # outside the globs, named like a rotation: read only as a known content
-    handle: Source | None = None
-    ident: Identity | None = None
-    phase: Phase = Phase.NEW
-    last_size: int = -1
-    last_mtime: int = -1
-    last_change: float = field(default_factory=time.monotonic)
-    last_used: float = 0.0
-    excluded: set[str] = field(default_factory=set)
-    shadow_of: Identity | None = None
-    orphan: bool = False  # its path now leads elsewhere (renamed away or deleted)
-    deleted: bool = False
-    note: str = ""
-    hot: bool = True
-    due: float | None = None
-    batches: Iterator[FileBatch] | None = None
-    batch_start: int = 0
-
-    @property
-    def compressed(self) -> bool:
-        return self.handle is not None and self.handle.compressed
-
-
-class Follower:
+class Follower(Matcher):
     """All trackers, the identity registry, and the reading of new bytes into pieces."""
 
     def __init__(
@@ -270,7 +217,7 @@ class Follower:
                 continue
             ident.position = batch.position
             progress = ident.progress(str(tr.path), ident.parser.name, start, tr.last_size, False)
-            return [Piece(progress, batch.result, _arrow_bytes(batch.result), ident)], True
+            return [Piece(progress, batch.result, arrow_bytes(batch.result), ident)], True
         ident.position = max(ident.position, tr.batch_start)
         ident.complete = True
         progress = ident.progress(str(tr.path), ident.parser.name, tr.batch_start, tr.last_size, True)
@@ -309,201 +256,6 @@ class Follower:
                 self._forget(tr)
             else:
                 tr.due = tr.last_change + self.settings.close_inactive
-
-    # ---- identity --------------------------------------------------------------------------
-
-    def _resolve(self, tr: Tracker, now: float, pieces: list[Piece]) -> bool:
-        """Match the file to a known identity, wait, or start a new one; True if it can be read."""
-        assert tr.handle is not None
-        head = tr.handle.read_at(0, FINGERPRINT_BYTES)
-        if head[:2] == GZIP_MAGIC and not tr.compressed:  # it was empty when opened: an archive being written
-            self._drop_handle(tr)
-            if not self._open(tr, now):
-                return False
-            assert tr.handle is not None
-            head = tr.handle.read_at(0, FINGERPRINT_BYTES)
-        settle = self.settings.settle_time
-        if not head:
-            tr.phase, tr.note = Phase.WAITING, "empty"
-            tr.initial = False  # whatever it gets later is new
-            return False
-        if tr.compressed and now - tr.last_change < settle:
-            tr.phase, tr.due, tr.note = Phase.WAITING, tr.last_change + settle, "archive still changing"
-            return False
-        size = tr.handle.size()
-        maybe_copy = False
-        candidates = [c for c in self.registry.candidates(head) if c.file_id not in tr.excluded]
-        candidates.sort(key=lambda c: (c.path != str(tr.path), -c.position))
-        for cand in candidates:
-            verdict = self._verify(tr, cand, size)
-            if verdict is None:
-                if self._earlier_copy(tr, cand, size):
-                    self._finish(tr, f"copy of content already read from {cand.path}")
-                    return False
-                maybe_copy = True
-                continue
-            if not verdict:
-                continue
-            owner = cand.owner
-            if owner is not None and owner is not tr:
-                if cand.fp_len < FINGERPRINT_BYTES and not rotated_name(tr.path, owner.path):
-                    continue  # a different small file that starts like a live one
-                tr.phase, tr.shadow_of, tr.note = Phase.SHADOW, cand, f"copy of {owner.path}"
-                return False
-            return self._claim(tr, cand, head)
-        if maybe_copy and now - tr.last_change < settle:
-            tr.phase, tr.due, tr.note = Phase.WAITING, tr.last_change + settle, "may be a copy being written"
-            return False
-        if tr.copy_only:
-            self._finish(tr, "outside the globs and not a copy of a file read")
-            return False
-        timeout = self.settings.partial_line_timeout
-        if b"\n" not in head and len(head) < FINGERPRINT_BYTES and now - tr.last_change < timeout:
-            tr.phase, tr.due, tr.note = Phase.WAITING, tr.last_change + timeout, "waiting for a first line"
-            return False
-        parser = self._parser(tr, None)
-        if parser is None:
-            return False
-        ident = self.registry.create(head, str(tr.path))
-        ident.tail_raw = b""
-        ident.parser, ident.format = parser, parser.name
-        ident.state = parser.new_state() if isinstance(parser, StreamParser) else None
-        self._own(tr, ident)
-        origin = tr.origin
-        if tr.initial and origin is not None and origin.config.start_position == "end" and size:
-            if isinstance(parser, StreamParser):
-                end = self._last_eol(tr, size)
-                self._replay(tr, ident, end)
-                pieces.append(
-                    Piece(
-                        ident.progress(str(tr.path), parser.name, end, size, False), ParseResult(), 0, ident
-                    )
-                )
-            else:
-                ident.complete = True
-                pieces.append(
-                    Piece(ident.progress(str(tr.path), parser.name, 0, size, True), ParseResult(), 0, ident)
-                )
-                self._finish(tr, "existing file skipped (start_position: end)")
-                return False
-        self.log.info(
-            "following", path=str(tr.path), file_id=ident.file_id, format=parser.name, position=ident.position
-        )
-        return True
-
-    def _last_eol(self, tr: Tracker, size: int) -> int:
-        assert tr.handle is not None
-        pos = size
-        while pos > 0:
-            start = max(0, pos - 65536)
-            cut = tr.handle.read_at(start, pos - start).rfind(b"\n")
-            if cut >= 0:
-                return start + cut + 1
-            pos = start
-        return 0
-
-    def _verify(self, tr: Tracker, cand: Identity, size: int | None) -> bool | None:
-        """Does the file hold ``cand``'s bytes before its position? None: too short to tell yet."""
-        if cand.position == 0 or (cand.tail is None and cand.tail_raw is None):
-            return True  # nothing read yet, or a whole-file format: the first bytes decide
-        if size is not None and size < cand.position:
-            return None
-        assert tr.handle is not None
-        start, n = tail_window(cand.position)
-        data = tr.handle.read_at(start, n)
-        if len(data) < n:
-            return False  # an archive shorter than what was read: a different content
-        if cand.tail_raw is not None:
-            return data == cand.tail_raw
-        if digest(data) == cand.tail:
-            cand.tail_raw = data
-            return True
-        return False
-
-    def _earlier_copy(self, tr: Tracker, cand: Identity, size: int | None) -> bool:
-        """A copy taken before the position reached (copytruncate's copy while the original was
-        read on): named like a rotation of it, and equal to it at the last mark it reaches."""
-        if size is None or not rotated_name(tr.path, Path(cand.path)):
-            return False
-        mark = next(((p, raw) for p, raw in reversed(cand.marks) if p <= size), None)
-        if mark is None:
-            return False
-        start, n = tail_window(mark[0])
-        assert tr.handle is not None
-        return tr.handle.read_at(start, n) == mark[1]
-
-    def _claim(self, tr: Tracker, ident: Identity, head: bytes) -> bool:
-        was = ident.path
-        self._own(tr, ident)
-        ident.learn_head(head)
-        self.registry.refresh(ident)
-        if ident.parser is None:  # known from the warehouse: rebuild the parser's state
-            parser = self._parser(tr, ident.format)
-            if parser is None:
-                self._release(tr)
-                return False
-            ident.parser, ident.format = parser, parser.name
-            if isinstance(parser, StreamParser):
-                ident.state = parser.new_state()
-                self._replay(tr, ident, ident.position)
-        self.log.info("resumed", path=str(tr.path), was=was, file_id=ident.file_id, position=ident.position)
-        if ident.complete and isinstance(ident.parser, FileParser):
-            self._finish(tr, "read")
-            return False
-        return True
-
-    def _own(self, tr: Tracker, ident: Identity) -> None:
-        self._name(tr.path)
-        ident.owner, ident.path = tr, str(tr.path)
-        tr.ident, tr.shadow_of, tr.phase, tr.note = ident, None, Phase.READING, ""
-
-    def _release(self, tr: Tracker) -> None:
-        """Let go of the identity; a copy waiting for it gets a look at once."""
-        ident, tr.ident = tr.ident, None
-        if ident is None or ident.owner is not tr:
-            return
-        ident.owner = None
-        for other in self.trackers.values():
-            if other.shadow_of is ident:
-                other.hot = True
-
-    def _replay(self, tr: Tracker, ident: Identity, end: int) -> None:
-        """Bring the parser's state (line number, header in force) up to ``end`` without rows."""
-        assert tr.handle is not None and isinstance(ident.parser, StreamParser)
-        pos, chunk, last = 0, self.settings.chunk_bytes, b""
-        while pos < end:
-            want = min(chunk, end - pos)
-            data = tr.handle.read_at(pos, want)
-            if not data:
-                break
-            if pos + len(data) < end:
-                cut = data.rfind(b"\n")
-                data = data[: cut + 1] if cut >= 0 else data
-            if pos == 0:
-                ident.learn_head(data)
-            ident.parser.skip(data, state=ident.state)
-            last = (last + data)[-TAIL_BYTES:]
-            pos += len(data)
-        ident.position = pos
-        ident.tail_raw = last
-        ident.tail = digest(last) if pos else None
-
-    def _parser(self, tr: Tracker, fmt: str | None) -> StreamParser | FileParser | None:
-        assert tr.handle is not None
-        forced = fmt or (tr.origin.config.format if tr.origin is not None else None)
-        cls: type[Parser] | None
-        if forced:
-            cls = parser_for(forced)
-        else:
-            name = tr.path.with_suffix("") if tr.compressed else tr.path
-            cls = detect(tr.handle.read_at(0, SNIFF_BYTES), name)
-        if cls is None:
-            self.book.skipped[str(tr.path)] = "binary content that no format claims"
-            self._finish(tr, "binary content that no format claims")
-            return None
-        parser = cls(self.options)
-        assert isinstance(parser, StreamParser | FileParser)
-        return parser
 
     # ---- open files ------------------------------------------------------------------------
 
@@ -601,8 +353,3 @@ class Follower:
                 }
             )
         return rows
-
-
-def _arrow_bytes(result: ParseResult) -> int:
-    """Memory a parsed batch holds, so whole-file formats count against ``batch_bytes`` too."""
-    return sum(t.nbytes for t in result.tables.values()) + result.rejects.nbytes

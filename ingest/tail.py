@@ -16,12 +16,13 @@ import time
 from pathlib import Path
 
 from ingest.backfill import CommitHook
-from ingest.follow import Follower, Piece
+from ingest.follow import Follower
 from ingest.hooks import BackgroundHook, call_hook
 from ingest.identity import load_registry
 from ingest.logs import EventLog
 from ingest.settings import SourceConfig, TailConfig
 from ingest.status import STATUS_FILE, StatusBook, write_atomic
+from ingest.tracker import Piece
 from ingest.watch import Source, Watcher
 from parsers.base import ParseOptions
 from parsers.registry import parser_for
