@@ -60,10 +60,6 @@ class BackgroundHook:
         self._busy = False
         self._closing = False
         self.runs = 0
-        #: Held by a run and by every commit: measured here, a rule run that read tables while a
-        #: commit landed in the same process missed rows of the newest version, so the two never
-        #: overlap; reading and parsing still go on while the rules run.
-        self.lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="after-commit", daemon=True)
         self._thread.start()
 
@@ -80,8 +76,7 @@ class BackgroundHook:
                 if self._pending is None:
                     return
                 summary, self._pending, self._busy = self._pending, None, True
-            with self.lock:
-                ms = call_hook(self.hook, summary, self.log, self.book)
+            ms = call_hook(self.hook, summary, self.log, self.book)
             self.runs += 1
             self.log.debug("after_commit", ms=ms, tables=sorted(summary.versions))
             with self._cv:

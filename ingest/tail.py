@@ -9,7 +9,6 @@ exactly where the last commit ended, whatever killed the previous run.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
@@ -221,8 +220,7 @@ class Tailer:
         delay = 0.5
         while True:
             try:
-                with self.runner.lock if self.runner is not None else contextlib.nullcontext():
-                    summary = commit(self.wh, [(p.progress, p.result) for p in pieces])
+                summary = commit(self.wh, [(p.progress, p.result) for p in pieces])
                 break
             except Exception as exc:  # storage trouble: keep the batch, try again
                 self.log.error("commit_failed", error=repr(exc), retry_in=delay, files=len(pieces))

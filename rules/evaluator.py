@@ -161,10 +161,12 @@ class Evaluator:
         scope: Sequence[str] | None,
         only: Sequence[str] | None,
     ) -> TableRun | None:
-        delta = self.wh.table(table, refresh=True)
-        if delta is None:
+        snapshot = self._snapshots.get(table)
+        if snapshot is None:
             return None
-        current = delta.version()
+        # The version evaluated is the one of the snapshot the scan reads, never a newer one that
+        # a concurrent commit made since: otherwise the watermark would pass rows never scanned.
+        current = snapshot[0]
         after = None if rescan else self.wh.checkpoint(HITS_TABLE, watermark_app_id(table))
         if after is not None and after >= current:
             return None
