@@ -19,13 +19,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ingest.logs import setup_logging
+from ingest.backfill import CommitHook
+from ingest.logs import EventLog, setup_logging
 from ingest.settings import SourceConfig, TailConfig
 from ingest.status import read_status
 from ingest.tail import Tailer
 from knownfix.context import Context, open_context
 from knownfix.errors import ConfigError, KnownfixError
+from knownfix.tickets_cli import make_dispatcher, summary
 from parsers.registry import UnknownFormatError
+from tickets.background import BackgroundDispatch
+from tickets.dispatch import DispatchReport
+from warehouse.commit import CommitSummary
 from warehouse.lock import WriterLock
 
 console = Console()
@@ -123,8 +128,15 @@ def tail(
         Path | None, typer.Option(help="Write the JSON-lines log here (default: stderr).")
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
+    tickets: Annotated[
+        bool, typer.Option("--tickets/--no-tickets", help="Send rule hits to the configured ticket sinks.")
+    ] = True,
 ) -> None:
-    """Follow log folders into the warehouse until stopped (rotation, truncation and restarts safe)."""
+    """Follow log folders into the warehouse until stopped (rotation, truncation and restarts safe).
+
+    Rules run after every commit and new hits go out as tickets from a background thread, so a
+    failure line written to a followed file becomes a ticket within seconds.
+    """
     ctx = open_context(warehouse, config)
     given = {
         "observer": observer.value if observer else None,
@@ -139,12 +151,13 @@ def tail(
     tuned = {"max_open_files": max_open_files, "log_file": log_file, "log_level": log_level}
     settings = build_settings(ctx, {k: v for k, v in tuned.items() if v is not None})
     log = setup_logging(settings.log_file, settings.log_level)
+    sender = _ticket_sender(ctx, log) if tickets else None
     try:
         tailer = Tailer(
             ctx.warehouse,
             sources,
             settings,
-            after_commit=ctx.after_commit(),
+            after_commit=_then_wake(ctx.after_commit(), sender),
             options=ctx.parse_options(),
             log=log,
         )
@@ -160,7 +173,40 @@ def tail(
     with WriterLock(ctx.warehouse.root):
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
-        tailer.run()
+        if sender is not None:
+            sender.start()
+        try:
+            tailer.run()
+        finally:
+            if sender is not None:
+                sender.stop()
+                sender.dispatcher.close()
+
+
+def _ticket_sender(ctx: Context, log: EventLog) -> BackgroundDispatch:
+    """Ticket passes in their own thread: ingestion never waits for a slow tracker."""
+
+    def reported(report: DispatchReport) -> None:
+        for line in summary(report) if report.outcomes or report.down else []:
+            log.info("tickets", summary=line)
+
+    def failed(exc: Exception) -> None:
+        log.error("tickets_failed", error=str(exc))
+
+    return BackgroundDispatch(make_dispatcher(ctx), on_report=reported, on_error=failed)
+
+
+def _then_wake(hook: CommitHook | None, sender: BackgroundDispatch | None) -> CommitHook | None:
+    """After the rules ran on a commit, wake the ticket sender to send what they found."""
+    if sender is None:
+        return hook
+
+    def both(commit_summary: CommitSummary) -> None:
+        if hook is not None:
+            hook(commit_summary)
+        sender.wake()
+
+    return both
 
 
 def _state(doc: dict[str, Any]) -> str:

@@ -140,3 +140,29 @@ def test_the_documented_config_example_is_valid_and_states_the_defaults() -> Non
     assert [s.observer for s in cfg.sources] == ["auto", "auto"]
     unit = (ROOT / "docs" / "knownfix-tail.service").read_text()
     assert "ExecStart=/opt/knownfix/.venv/bin/knownfix tail" in unit and "KillSignal=SIGTERM" in unit
+
+
+def test_a_failure_written_to_a_followed_folder_becomes_a_ticket(tmp_path: Path) -> None:
+    from tests.conftest import SAMPLE_LOGS
+
+    logs, wh, cfg = tmp_path / "logs", tmp_path / "wh", tmp_path / "knownfix.yaml"
+    logs.mkdir()
+    cfg.write_text(FAST_YAML)
+    proc = spawn("tail", str(logs), "-w", str(wh), "-c", str(cfg), cwd=tmp_path)
+    try:
+        wait_until(lambda: _status(wh).get("alive"), "the tailer to start", timeout=60)
+        # the send log that holds seed 000's UnknownCredentials lines
+        seed = SAMPLE_LOGS / "exchange/TransportRoles/Logs/Hub/ProtocolLog/SmtpSend/SEND2016071912-1.LOG"
+        append(logs / "SEND2016071912-1.LOG", seed.read_text(encoding="utf-8-sig"))
+
+        def ticket_keys() -> set[str]:
+            found = set()
+            for path in (wh / "tickets").glob("*.json") if (wh / "tickets").is_dir() else []:
+                found.add(json.loads(path.read_text(encoding="utf-8")).get("title", ""))
+            return found
+
+        wait_until(lambda: any("UnknownCredentials" in t for t in ticket_keys()), "a ticket", timeout=60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code, _, err = finish(proc)
+    assert code == 0, err
