@@ -9,6 +9,8 @@ files adds nothing, and a rotated copy of a file already read adds only what it 
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +32,7 @@ from warehouse.commit import CommitSummary, FileProgress, commit
 from warehouse.store import Warehouse
 
 #: Commit once pending parsed bytes reach this (bounds memory) ...
-DEFAULT_BATCH_BYTES = 64 * 1024 * 1024
+DEFAULT_BATCH_BYTES = 32 * 1024 * 1024
 #: ... or once this many files are pending (bounds the work lost to a crash).
 MAX_PENDING_FILES = 500
 
@@ -83,7 +85,13 @@ def walk(paths: Iterable[Path]) -> Iterator[Path]:
 
 
 class Batcher:
-    """Collects parsed pieces of files and commits them together when big enough."""
+    """Collects parsed pieces of files and commits them together when big enough.
+
+    Commits run on one background thread while the next batch is read and parsed: on two
+    cores that overlaps the Delta write with parsing. The hand-over queue holds one batch, so
+    at most three batches exist at once (committing, waiting, being filled) and a slow
+    warehouse slows reading down instead of letting memory grow.
+    """
 
     def __init__(
         self,
@@ -92,12 +100,18 @@ class Batcher:
         hook: CommitHook | None,
         batch_bytes: int,
         options: ParseOptions | None = None,
+        *,
+        background: bool = True,
     ) -> None:
         self.wh, self.stats, self.hook, self.batch_bytes = wh, stats, hook, batch_bytes
         self.options = options or ParseOptions()
         self.pending: list[tuple[FileProgress, ParseResult]] = []
         self.registry = Registry()
         self.pending_bytes = 0
+        self.background = background
+        self._queue: queue.Queue[list[tuple[FileProgress, ParseResult]] | None] = queue.Queue(maxsize=1)
+        self._worker: threading.Thread | None = None
+        self._error: BaseException | None = None
 
     def add(self, progress: FileProgress, result: ParseResult, nbytes: int) -> None:
         self.pending.append((progress, result))
@@ -106,13 +120,45 @@ class Batcher:
             self.flush()
 
     def flush(self) -> None:
+        """Hand the pending pieces over for commit (or commit them now without a worker)."""
+        self._raise_failure()
         if not self.pending:
             return
-        summary = commit(self.wh, self.pending)
-        self.pending, self.pending_bytes = [], 0
+        batch, self.pending, self.pending_bytes = self.pending, [], 0
+        if not self.background:
+            self._commit(batch)
+            return
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._run, name="knownfix-commit", daemon=True)
+            self._worker.start()
+        self._queue.put(batch)
+
+    def close(self) -> None:
+        """Commit what is pending and wait until every batch has landed."""
+        self.flush()
+        if self._worker is not None:
+            self._queue.put(None)
+            self._worker.join()
+            self._worker = None
+        self._raise_failure()
+
+    def _run(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            if self._error is None:  # after a failure, later batches must not land either
+                try:
+                    self._commit(batch)
+                except BaseException as exc:
+                    self._error = exc
+
+    def _commit(self, batch: list[tuple[FileProgress, ParseResult]]) -> None:
+        summary = commit(self.wh, batch)
         self.stats.add(summary)
         if self.hook is not None:
             self.hook(summary)
+
+    def _raise_failure(self) -> None:
+        if self._error is not None:
+            raise self._error
 
 
 def resolve_identity(registry: Registry, path: Path, head: bytes, f: BinaryIO, size: int) -> Identity:
@@ -236,7 +282,9 @@ def ingest_paths(
     stats = IngestStats()
     batcher = Batcher(wh, stats, after_commit, batch_bytes, options)
     batcher.registry = load_registry(wh)
-    for path in walk(paths):
-        ingest_file(batcher, path, chunk_bytes=chunk_bytes, progress=progress)
-    batcher.flush()
+    try:
+        for path in walk(paths):
+            ingest_file(batcher, path, chunk_bytes=chunk_bytes, progress=progress)
+    finally:
+        batcher.close()
     return stats

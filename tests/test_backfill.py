@@ -67,3 +67,22 @@ def test_large_file_is_read_in_bounded_chunks(tmp_path: Path, warehouse: Warehou
     data = log.read_bytes()
     row = run(warehouse, "select text, source_offset from lines where line_number = 31337").to_pylist()[0]
     assert data[row["source_offset"] :].startswith(row["text"].encode())
+
+
+def test_a_failure_in_the_background_commit_reaches_the_caller(tmp_path: Path, warehouse: Warehouse) -> None:
+    import pytest
+
+    from warehouse.commit import CommitSummary
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for i in range(3):
+        (logs / f"f{i}.log").write_text("".join(f"{i} line {n}\n" for n in range(1000)))
+
+    def broken_hook(summary: CommitSummary) -> None:
+        raise RuntimeError("rules exploded")
+
+    with pytest.raises(RuntimeError, match="rules exploded"):
+        ingest_paths(warehouse, [logs], batch_bytes=1, after_commit=broken_hook)
+    # the first batch landed before the hook failed; nothing after the failure was committed
+    assert _count(warehouse, "select count(*) from lines") == 1000
