@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -102,22 +103,125 @@ def derive_target(
     return m.group(1) if m else None
 
 
-def _json(data: Mapping[str, str]) -> str:
-    return orjson.dumps(data).decode()
+# --- the derived columns of a whole batch ----------------------------------------------------
+
+#: Loose forms of what each derivation looks for: a row none of them matches derives nothing, so
+#: the exact (Python) derivation runs only on the rows that match one.
+_MESSAGE_CODE_HINT = r"(?i)error code returned on failure is|0x[0-9a-f]{8}|-[0-9]{9}"
+_STRICT_VALUE_HINT = r"^ *[-0]"
+
+
+def _flag(mask: pa.Array) -> np.ndarray:
+    return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+
+
+def _rows_with(parents: np.ndarray, entries: pa.Array, n: int) -> np.ndarray:
+    """Row mask: rows having at least one event data entry where ``entries`` is true."""
+    mask = np.zeros(n, dtype=bool)
+    mask[parents[_flag(entries)]] = True
+    return mask
+
+
+def _matches(column: pa.Array, pattern: str) -> np.ndarray:
+    return _flag(pc.match_substring_regex(column, pattern))
+
+
+def _strict_like(items: pa.Array) -> pa.Array:
+    """Entries that could be a code in its strict form: 10 to 13 characters starting, after
+    spaces, with ``-`` or ``0``."""
+    lengths = pc.utf8_length(items)
+    sized = np.flatnonzero(_flag(pc.and_(pc.greater_equal(lengths, 10), pc.less_equal(lengths, 13))))
+    mask = np.zeros(len(items), dtype=bool)
+    if len(sized):
+        mask[sized] = _matches(items.take(sized), _STRICT_VALUE_HINT)
+    return pa.array(mask)
+
+
+def _each(column: pa.Array, fn: Callable[[Any], Any], type: pa.DataType) -> pa.Array:
+    """``fn`` applied once per distinct value of ``column``."""
+    distinct = pc.unique(column)
+    mapped = pa.array([fn(v) for v in distinct.to_pylist()], type)
+    return pc.take(mapped, pc.index_in(column, value_set=distinct))
+
+
+def derived_columns(base: dict[str, pa.Array], data: pa.MapArray) -> dict[str, pa.Array]:
+    """The derived columns of a batch: ``level``/``level_name`` filled from each other, ``code``,
+    ``alert_code`` and ``target``, each computed by the one-row functions
+    above on only the rows whose values could give one."""
+    n = len(data)
+    level, name = base["level"], base["level_name"]
+    out = {
+        "level": pc.coalesce(level, _each(name, level_number, pa.int32())),
+        "level_name": pc.coalesce(name, _each(level, level_name, pa.string())),
+    }
+    offsets = data.offsets.to_numpy()
+    parents = np.repeat(np.arange(n), np.diff(offsets))
+    keys, items = data.keys, data.items
+    provider, event_id, message = base["provider"], base["event_id"], base["message"]
+    null = _flag(pc.is_null(data))
+    has_data = np.diff(offsets) > 0
+    providers, event_ids = provider.to_numpy(zero_copy_only=False), event_id.to_numpy(zero_copy_only=False)
+    is_code = _rows_with(parents, pc.is_in(keys, pa.array(sorted(_CODE_KEYS))), n)
+    is_code |= _rows_with(parents, _strict_like(items), n)
+    is_code |= has_data & (providers == "RasClient") & (event_ids == 20227)
+    is_code |= _matches(message, _MESSAGE_CODE_HINT)
+    is_alert = _rows_with(parents, pc.equal(keys, "AlertDesc"), n) | _matches(message, "fatal ")
+    is_target = _rows_with(parents, pc.is_in(keys, pa.array(TARGET_FIELDS)), n)
+    is_target |= has_data & (providers == "LsaSrv") & (event_ids == 6041)
+    is_target |= _matches(message, "CredSSP authentication to")
+
+    cache: dict[int, dict[str, str]] = {}
+
+    def row_data(i: int) -> dict[str, str]:
+        if i not in cache:
+            a, b = int(offsets[i]), int(offsets[i + 1])
+            cache[i] = dict(
+                zip(keys.slice(a, b - a).to_pylist(), items.slice(a, b - a).to_pylist(), strict=True)
+            )
+        return cache[i]
+
+    def one(mask: np.ndarray, fn: Callable[[int], Any], type: pa.DataType) -> pa.Array:
+        if not mask.any():
+            return pa.nulls(n, type)
+        values: list[Any] = [None] * n
+        for i in np.flatnonzero(mask).tolist():
+            values[i] = fn(i)
+        return pa.array(values, type)
+
+    def data_of(i: int) -> dict[str, str] | None:
+        return None if null[i] else row_data(i)
+
+    some = is_code | is_alert | is_target
+    p, e, m = (c.to_pylist() if some.any() else [None] * n for c in (provider, event_id, message))
+    out["code"] = one(is_code, lambda i: derive_code(p[i], e[i], data_of(i), m[i]), pa.string())
+    out["alert_code"] = one(is_alert, lambda i: derive_alert(data_of(i), m[i]), pa.int32())
+    out["target"] = one(is_target, lambda i: derive_target(p[i], e[i], data_of(i), m[i]), pa.string())
+    return out
 
 
 # --- building a batch of rows ----------------------------------------------------------------
 
-_SCALARS = [f for f in EVENTS_SCHEMA if f.name not in ("time_created", "event_data")]
+_DERIVED = ("code", "alert_code", "target")
+_BASE = [
+    f for f in EVENTS_SCHEMA if f.name not in ("time_created", "event_data", "event_data_json", *_DERIVED)
+]
+
+
+def events_table(base: dict[str, pa.Array], data: pa.MapArray) -> pa.Table:
+    """The ``events`` table of a batch from its base columns (all but the derived ones, with
+    ``time_created`` already typed; ``event_data_json`` is ``event_data`` as ``orjson`` writes
+    it) and its event data."""
+    columns = {**base, "event_data": data, **derived_columns(base, data)}
+    return pa.Table.from_arrays([columns[f.name] for f in EVENTS_SCHEMA], schema=EVENTS_SCHEMA)
 
 
 class EventColumns:
-    """Column lists of a batch of events, filled one event at a time; ``add`` computes the derived
-    columns and ``table`` builds Arrow arrays (event data as flat key/value arrays, times given as
-    ``SystemTime`` text parsed in one vectorised cast)."""
+    """Column lists of a batch of events, filled one event at a time; ``table`` builds Arrow
+    arrays (event data as flat key/value arrays, times given as ``SystemTime`` text parsed in one
+    vectorised cast) and computes the derived columns over the whole batch."""
 
     def __init__(self) -> None:
-        self.columns: dict[str, list[Any]] = {f.name: [] for f in _SCALARS}
+        self.columns: dict[str, list[Any]] = {f.name: [] for f in _BASE}
         self._appenders = [(name, column.append) for name, column in self.columns.items()]
         self.times: list[dt.datetime | None] = []
         self.time_texts: list[str | None] = []
@@ -125,6 +229,7 @@ class EventColumns:
         self.values: list[str] = []
         self.offsets: list[int] = [0]
         self.no_data: list[bool] = []
+        self.json: list[bytes | None] = []
 
     def __len__(self) -> int:
         return len(self.times)
@@ -133,14 +238,6 @@ class EventColumns:
         """One event: base columns by name (``time_created`` a datetime, or ``time_text`` an ISO
         ``SystemTime``; ``event_data`` a dict); missing names are null."""
         data: dict[str, str] | None = values.get("event_data")
-        provider, event_id, message = values.get("provider"), values.get("event_id"), values.get("message")
-        level, name = values.get("level"), values.get("level_name")
-        values["level"] = level if level is not None else level_number(name)
-        values["level_name"] = name if name is not None else level_name(level)
-        values["code"] = derive_code(provider, event_id, data, message)
-        values["alert_code"] = derive_alert(data, message)
-        values["target"] = derive_target(provider, event_id, data, message)
-        values["event_data_json"] = _json(data) if data is not None else None
         get = values.get
         for key, append in self._appenders:
             append(get(key))
@@ -148,34 +245,39 @@ class EventColumns:
         self.time_texts.append(get("time_text"))
         if data is None:
             self.no_data.append(True)
+            self.json.append(None)
         else:
             self.no_data.append(False)
+            self.json.append(orjson.dumps(data))
             self.keys.extend(data)
             self.values.extend(data.values())
         self.offsets.append(len(self.keys))
 
     def table(self) -> pa.Table:
-        arrays: dict[str, pa.Array] = {f.name: pa.array(self.columns[f.name], f.type) for f in _SCALARS}
-        arrays["time_created"] = self._times()
-        arrays["event_data"] = pa.MapArray.from_arrays(
+        base: dict[str, pa.Array] = {f.name: pa.array(self.columns[f.name], f.type) for f in _BASE}
+        base["time_created"] = times(pa.array(self.times, TIMESTAMP), self.time_texts)
+        base["event_data_json"] = pa.array(self.json, pa.binary()).cast(pa.string())
+        data = pa.MapArray.from_arrays(
             pa.array(self.offsets, pa.int32()),
             pa.array(self.keys, pa.string()),
             pa.array(self.values, pa.string()),
             type=EVENT_DATA,
             mask=pa.array(self.no_data, pa.bool_()),
         )
-        return pa.Table.from_arrays([arrays[f.name] for f in EVENTS_SCHEMA], schema=EVENTS_SCHEMA)
+        return events_table(base, data)
 
-    def _times(self) -> pa.Array:
-        given = pa.array(self.times, TIMESTAMP)
-        if not any(t is not None for t in self.time_texts):
+
+def times(given: pa.Array, texts: list[str | None] | pa.Array) -> pa.Array:
+    """``time_created``: the given times, else the ``SystemTime`` texts (one vectorised cast)."""
+    if isinstance(texts, list):
+        if not any(t is not None for t in texts):
             return given
-        texts = pa.array(self.time_texts, pa.string())
-        try:
-            parsed = texts.cast(pa.timestamp("ns", tz="UTC")).cast(TIMESTAMP, safe=False)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # odd text or a year outside 1677-2262
-            parsed = pa.array([parse_system_time(t) for t in self.time_texts], TIMESTAMP)
-        return pc.if_else(pc.is_null(given), parsed, given)
+        texts = pa.array(texts, pa.string())
+    try:
+        parsed = texts.cast(pa.timestamp("ns", tz="UTC")).cast(TIMESTAMP, safe=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # odd text or a year outside 1677-2262
+        parsed = pa.array([parse_system_time(t) for t in texts.to_pylist()], TIMESTAMP)
+    return pc.if_else(pc.is_null(given), parsed, given)
 
 
 class Batcher:
