@@ -42,29 +42,36 @@ def read_chunks(
     a line too (a finished file); without it they are left for later (a file still being written).
     Memory stays at about ``chunk_bytes`` whatever the file size.
     """
-    f.seek(start)
     pos = start
-    carry = b""
+    want = chunk_bytes
     while True:
-        want = chunk_bytes if limit is None else min(chunk_bytes, limit - pos - len(carry))
-        block = f.read(want) if want > 0 else b""
-        buf = carry + block
+        room = want if limit is None else min(want, limit - pos)
+        f.seek(pos)
+        block = f.read(room) if room > 0 else b""
         if not block:
-            if buf and final:
-                yield Chunk(buf, pos)
             return
-        cut = buf.rfind(b"\n")
+        cut = block.rfind(b"\n")
+        if len(block) < room or (limit is not None and pos + len(block) >= limit):
+            # the end of what may be read: the tail after the last newline is a line when final
+            if cut == len(block) - 1 or final:
+                yield Chunk(block, pos)
+                return
+            if cut >= 0:
+                yield Chunk(block[: cut + 1], pos)
+            return
         if cut < 0:
-            if len(buf) > 8 * chunk_bytes:  # a pathological line: hand it over whole
-                yield Chunk(buf, pos)
-                pos += len(buf)
-                carry = b""
+            if want > 8 * chunk_bytes:  # a pathological line: hand it over whole
+                yield Chunk(block, pos)
+                pos += len(block)
+                want = chunk_bytes
             else:
-                carry = buf
+                want *= 2  # a line longer than a chunk: read more at once
             continue
-        yield Chunk(buf[: cut + 1], pos)
+        # one copy at most: a block that ends on a newline is handed over as it is, and the
+        # bytes after the last newline are read again with the next block (seek back)
+        yield Chunk(block if cut == len(block) - 1 else block[: cut + 1], pos)
         pos += cut + 1
-        carry = buf[cut + 1 :]
+        want = chunk_bytes
 
 
 class SourceGone(OSError):
