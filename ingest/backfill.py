@@ -71,14 +71,29 @@ ProgressFn = Callable[[int], None]  # called with bytes just read
 CommitHook = Callable[[CommitSummary], None]
 
 
+def is_warehouse_dir(path: Path) -> bool:
+    """A knownfix warehouse or one of its Delta tables: never read as logs (it would read itself)."""
+    return (path / ".writer.lock").exists() or (path / "_delta_log").is_dir()
+
+
 def walk(paths: Iterable[Path]) -> Iterator[Path]:
-    """Regular files under ``paths`` (recursively), in a stable order; dot-files are left out."""
+    """Regular files under ``paths`` (recursively), in a stable order.
+
+    Dot-files and warehouse folders (``is_warehouse_dir``) are left out, so ``knownfix ingest .``
+    in a folder that also holds the warehouse does not ingest its own tables.
+    """
     for root in paths:
         if root.is_file():
             yield root
             continue
         for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            here = Path(dirpath)
+            if is_warehouse_dir(here):
+                dirnames[:] = []
+                continue
+            dirnames[:] = sorted(
+                d for d in dirnames if not d.startswith(".") and not is_warehouse_dir(here / d)
+            )
             for name in sorted(filenames):
                 if not name.startswith("."):
                     yield Path(dirpath) / name

@@ -86,3 +86,17 @@ def test_a_failure_in_the_background_commit_reaches_the_caller(tmp_path: Path, w
         ingest_paths(warehouse, [logs], batch_bytes=1, after_commit=broken_hook)
     # the first batch landed before the hook failed; nothing after the failure was committed
     assert _count(warehouse, "select count(*) from lines") == 1000
+
+
+def test_a_warehouse_inside_the_ingested_folder_is_not_read(tmp_path: Path) -> None:
+    logs = tmp_path / "share"
+    logs.mkdir()
+    (logs / "app.log").write_text("one\ntwo\n")
+    wh = Warehouse(logs / "knownfix-data")  # the default location when run inside the share
+    from warehouse.lock import WriterLock
+
+    with WriterLock(wh.root):
+        ingest_paths(wh, [logs])
+        again = ingest_paths(wh, [logs])
+    assert again.files_seen == 1  # app.log only: none of the warehouse's own files
+    assert _count(wh, "select count(*) from lines") == 2
