@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import zoneinfo
 from pathlib import Path
+from typing import Any, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -91,11 +92,36 @@ def load_config(flag: Path | None = None) -> Config:
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"])
             if err["type"] == "extra_forbidden":
-                valid = ", ".join(Config.model_fields)
-                problems.append(f"unknown key {loc!r} (valid keys: {valid})")
+                model = _model_at(tuple(err["loc"][:-1]))
+                valid = f" (valid keys: {', '.join(model.model_fields)})" if model is not None else ""
+                problems.append(f"unknown key {loc!r}{valid}")
             else:
                 problems.append(f"{loc}: {err['msg']}")
         raise ConfigError("; ".join(problems), where=str(path)) from None
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation can hold (through lists, optionals and unions)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model whose keys apply at ``loc`` (e.g. ``("sinks", 0, "jira")`` -> the Jira sink's)."""
+    candidates: list[type[BaseModel]] = [Config]
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        by_tag = [m for m in candidates if m.model_fields.get("type") and m.model_fields["type"].default == part]
+        if by_tag:  # a discriminated union: pydantic puts the tag in the path
+            candidates = by_tag
+            continue
+        fields = [m.model_fields[part] for m in candidates if part in m.model_fields]
+        if not fields:
+            return None
+        candidates = _models_in(fields[0].annotation)
+    return candidates[0] if len(candidates) == 1 else None
 
 
 def resolve_warehouse(flag: Path | None, config: Config) -> Path:
