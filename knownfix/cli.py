@@ -26,6 +26,7 @@ from knownfix import output
 from knownfix.config import check_timezone
 from knownfix.context import Context, open_context
 from knownfix.errors import ConfigError, KnownfixError
+from knownfix.options import ConfigOpt, FormatOpt, WarehouseOpt
 from warehouse.errors import WarehouseError
 from warehouse.lock import WriterLock
 from warehouse.query import run
@@ -40,19 +41,6 @@ app = typer.Typer(
 )
 err = Console(stderr=True)
 
-WarehouseOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--warehouse", "-w", help="Warehouse folder (default: $KNOWNFIX_WAREHOUSE, config, ./knownfix-data)."
-    ),
-]
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="Config file (default: $KNOWNFIX_CONFIG or ./knownfix.yaml)."),
-]
-FormatOpt = Annotated[
-    output.Format, typer.Option("--format", "-f", help="Output format: table, csv, json or parquet.")
-]
 
 
 def ingest_with_progress(ctx: Context, paths: list[Path], *, quiet: bool = False) -> IngestStats:

@@ -16,6 +16,7 @@ from rich.table import Table
 from knownfix import output
 from knownfix.context import open_context
 from knownfix.errors import KnownfixError
+from knownfix.options import ConfigOpt, WarehouseOpt
 from warehouse.identity import SECTIONS, ReconcileOptions, ReconcileReport, reconcile, sync_error_events
 
 identity_app = typer.Typer(
@@ -24,15 +25,6 @@ identity_app = typer.Typer(
     no_args_is_help=True,
 )
 
-WarehouseOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--warehouse", "-w", help="Warehouse folder (default: $KNOWNFIX_WAREHOUSE, config, ./knownfix-data)."
-    ),
-]
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="Config file (default: ./knownfix.yaml).")
-]
 
 TITLES = {
     "ad_not_in_azure": "AD users not in Azure AD (in sync scope)",

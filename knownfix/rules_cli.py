@@ -22,6 +22,7 @@ from ingest.backfill import CommitHook, ingest_paths
 from knownfix import output
 from knownfix.context import Context, open_context
 from knownfix.errors import KnownfixError
+from knownfix.options import ConfigOpt, FormatOpt, WarehouseOpt
 from parsers.base import ParseOptions
 from rules.compiler import compile_condition, needle, prefilter, pretty, rule_query
 from rules.errors import RuleError
@@ -35,18 +36,6 @@ from warehouse.lock import WriterLock
 from warehouse.query import run
 from warehouse.store import Warehouse
 
-WarehouseOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--warehouse", "-w", help="Warehouse folder (default: $KNOWNFIX_WAREHOUSE, config, ./knownfix-data)."
-    ),
-]
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="Config file (default: ./knownfix.yaml).")
-]
-FormatOpt = Annotated[
-    output.Format, typer.Option("--format", "-f", help="Output format: table, csv, json or parquet.")
-]
 #: Tables written by the pipeline itself, never evaluated by rules.
 NOT_RULE_TABLES = ("files", "rejects", HITS_TABLE)
 

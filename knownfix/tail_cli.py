@@ -26,6 +26,7 @@ from ingest.status import read_status
 from ingest.tail import Tailer
 from knownfix.context import Context, open_context
 from knownfix.errors import ConfigError, KnownfixError
+from knownfix.options import ConfigOpt, WarehouseOpt
 from knownfix.tickets_cli import make_dispatcher, summary
 from parsers.registry import UnknownFormatError
 from tickets.background import BackgroundDispatch
@@ -35,16 +36,6 @@ from warehouse.lock import WriterLock
 
 console = Console()
 
-WarehouseOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--warehouse", "-w", help="Warehouse folder (default: $KNOWNFIX_WAREHOUSE, config, ./knownfix-data)."
-    ),
-]
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="Config file (default: $KNOWNFIX_CONFIG or ./knownfix.yaml)."),
-]
 
 #: Exit code of ``status`` when no tailer is running (as ``systemctl status`` does).
 NOT_RUNNING = 3

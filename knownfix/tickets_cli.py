@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Annotated
 
 import pyarrow as pa
@@ -14,6 +13,7 @@ from rich.console import Console
 from knownfix import output
 from knownfix.context import Context, open_context
 from knownfix.errors import ConfigError, KnownfixError
+from knownfix.options import ConfigOpt, WarehouseOpt
 from tickets.clock import Clock
 from tickets.dispatch import Dispatcher, DispatchReport
 from tickets.errors import SinkConfigError, TicketError
@@ -23,8 +23,6 @@ from tickets.store import StateStore
 err = Console(stderr=True)
 out = Console(highlight=False, soft_wrap=True)
 
-WarehouseOpt = Annotated[Path | None, typer.Option("--warehouse", "-w", help="Warehouse folder.")]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Config file.")]
 
 
 def make_dispatcher(ctx: Context, clock: Clock | None = None) -> Dispatcher:
