@@ -160,14 +160,17 @@ def derived_columns(base: dict[str, pa.Array], data: pa.MapArray) -> dict[str, p
     provider, event_id, message = base["provider"], base["event_id"], base["message"]
     null = _flag(pc.is_null(data))
     has_data = np.diff(offsets) > 0
-    providers, event_ids = provider.to_numpy(zero_copy_only=False), event_id.to_numpy(zero_copy_only=False)
+
+    def provider_event(name: str, number: int) -> np.ndarray:
+        return has_data & _flag(pc.and_(pc.equal(provider, name), pc.equal(event_id, number)))
+
     is_code = _rows_with(parents, pc.is_in(keys, pa.array(sorted(_CODE_KEYS))), n)
     is_code |= _rows_with(parents, _strict_like(items), n)
-    is_code |= has_data & (providers == "RasClient") & (event_ids == 20227)
+    is_code |= provider_event("RasClient", 20227)
     is_code |= _matches(message, _MESSAGE_CODE_HINT)
     is_alert = _rows_with(parents, pc.equal(keys, "AlertDesc"), n) | _matches(message, "fatal ")
     is_target = _rows_with(parents, pc.is_in(keys, pa.array(TARGET_FIELDS)), n)
-    is_target |= has_data & (providers == "LsaSrv") & (event_ids == 6041)
+    is_target |= provider_event("LsaSrv", 6041)
     is_target |= _matches(message, "CredSSP authentication to")
 
     cache: dict[int, dict[str, str]] = {}
@@ -202,16 +205,21 @@ def derived_columns(base: dict[str, pa.Array], data: pa.MapArray) -> dict[str, p
 # --- building a batch of rows ----------------------------------------------------------------
 
 _DERIVED = ("code", "alert_code", "target")
-_BASE = [
-    f for f in EVENTS_SCHEMA if f.name not in ("time_created", "event_data", "event_data_json", *_DERIVED)
-]
+#: The columns a batch is built from: all but the derived ones (``time_created`` typed,
+#: ``event_data_json`` as ``orjson`` writes ``event_data``).
+BASE_SCHEMA = pa.schema([f for f in EVENTS_SCHEMA if f.name not in _DERIVED])
+#: The columns ``EventColumns`` fills from lists as they are.
+_LISTED = [f for f in BASE_SCHEMA if f.name not in ("time_created", "event_data", "event_data_json")]
 
 
-def events_table(base: dict[str, pa.Array], data: pa.MapArray) -> pa.Table:
-    """The ``events`` table of a batch from its base columns (all but the derived ones, with
-    ``time_created`` already typed; ``event_data_json`` is ``event_data`` as ``orjson`` writes
-    it) and its event data."""
-    columns = {**base, "event_data": data, **derived_columns(base, data)}
+def base_table(columns: dict[str, pa.Array]) -> pa.Table:
+    return pa.Table.from_arrays([columns[f.name] for f in BASE_SCHEMA], schema=BASE_SCHEMA)
+
+
+def events_table(base: pa.Table) -> pa.Table:
+    """The ``events`` table of a batch from its base columns (see ``BASE_SCHEMA``)."""
+    columns = {name: base.column(name).combine_chunks() for name in base.column_names}
+    columns |= derived_columns(columns, columns["event_data"])
     return pa.Table.from_arrays([columns[f.name] for f in EVENTS_SCHEMA], schema=EVENTS_SCHEMA)
 
 
@@ -221,7 +229,7 @@ class EventColumns:
     vectorised cast) and computes the derived columns over the whole batch."""
 
     def __init__(self) -> None:
-        self.columns: dict[str, list[Any]] = {f.name: [] for f in _BASE}
+        self.columns: dict[str, list[Any]] = {f.name: [] for f in _LISTED}
         self._appenders = [(name, column.append) for name, column in self.columns.items()]
         self.times: list[dt.datetime | None] = []
         self.time_texts: list[str | None] = []
@@ -253,18 +261,22 @@ class EventColumns:
             self.values.extend(data.values())
         self.offsets.append(len(self.keys))
 
-    def table(self) -> pa.Table:
-        base: dict[str, pa.Array] = {f.name: pa.array(self.columns[f.name], f.type) for f in _BASE}
+    def base(self) -> pa.Table:
+        """The rows as a table of ``BASE_SCHEMA``."""
+        base: dict[str, pa.Array] = {f.name: pa.array(self.columns[f.name], f.type) for f in _LISTED}
         base["time_created"] = times(pa.array(self.times, TIMESTAMP), self.time_texts)
         base["event_data_json"] = pa.array(self.json, pa.binary()).cast(pa.string())
-        data = pa.MapArray.from_arrays(
+        base["event_data"] = pa.MapArray.from_arrays(
             pa.array(self.offsets, pa.int32()),
             pa.array(self.keys, pa.string()),
             pa.array(self.values, pa.string()),
             type=EVENT_DATA,
             mask=pa.array(self.no_data, pa.bool_()),
         )
-        return events_table(base, data)
+        return base_table(base)
+
+    def table(self) -> pa.Table:
+        return events_table(self.base())
 
 
 def times(given: pa.Array, texts: list[str | None] | pa.Array) -> pa.Array:
@@ -280,15 +292,26 @@ def times(given: pa.Array, texts: list[str | None] | pa.Array) -> pa.Array:
     return pc.if_else(pc.is_null(given), parsed, given)
 
 
+def _ascending(column: pa.ChunkedArray) -> bool:
+    offsets = column.to_numpy()
+    return bool((offsets[1:] > offsets[:-1]).all())
+
+
 class Batcher:
-    """Rows and rejects of one file, handed out in bounded batches with growing positions."""
+    """Rows and rejects of one file, handed out in bounded batches with growing positions. Rows
+    come one at a time (``row``) or as a table built at once (``rows_table``)."""
 
     def __init__(self, batch_records: int) -> None:
         self.limit = batch_records
         self.rows = EventColumns()
+        self.tables: list[pa.Table] = []
         self.rejects: list[Reject] = []
         self.position = 0
         self.handed = 0  # position of the last batch handed out
+
+    def __len__(self) -> int:
+        """Rows and rejects held."""
+        return len(self.rows) + sum(t.num_rows for t in self.tables) + len(self.rejects)
 
     def row(self, values: dict[str, Any], source: str, offset: int, line: int | None) -> None:
         values.update(source_file=source, source_offset=offset, line_number=line)
@@ -297,20 +320,29 @@ class Batcher:
     def reject(self, parser: str, source: str, offset: int, line: int | None, reason: str, text: str) -> None:
         self.rejects.append(Reject(source, offset, line, parser, reason, clip(text, 4096)))
 
+    def rows_table(self, table: pa.Table) -> None:
+        """Rows built elsewhere, as a table of ``BASE_SCHEMA`` (``source_offset`` set)."""
+        if table.num_rows:
+            self.tables.append(table)
+
     def full(self) -> bool:
-        return len(self.rows) + len(self.rejects) >= self.limit
+        return len(self) >= self.limit
 
     def take(self, position: int | None = None) -> FileBatch:
-        result = ParseResult(records_read=len(self.rows) + len(self.rejects))
-        if len(self.rows):
-            result.add(EVENTS_TABLE, self.rows.table())
+        result = ParseResult(records_read=len(self))
+        tables = [*self.tables, self.rows.base()] if len(self.rows) else self.tables
+        if tables:
+            rows = pa.concat_tables(tables)
+            if not _ascending(rows["source_offset"]):  # rows built one at a time go to their place
+                rows = rows.take(pc.sort_indices(rows["source_offset"]))
+            result.add(EVENTS_TABLE, events_table(rows))
         if self.rejects:
             result.rejects = rejects_table(self.rejects)
-        self.rows, self.rejects = EventColumns(), []
+        self.rows, self.tables, self.rejects = EventColumns(), [], []
         self.handed = max(position or 0, self.position, 1)
         return FileBatch(result, self.handed)
 
     def last(self, size: int) -> Iterator[FileBatch]:
         """The final batch (up to the file's size), unless it would add nothing to the previous."""
-        if len(self.rows) or self.rejects or max(size, self.position, 1) > self.handed:
+        if len(self) or max(size, self.position, 1) > self.handed:
             yield self.take(size)
