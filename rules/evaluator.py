@@ -33,6 +33,9 @@ from warehouse.hits import HITS_SCHEMA, HITS_TABLE
 from warehouse.macros import MACROS
 from warehouse.store import Warehouse
 
+#: Names under which a run registers the files it reads (new rows, window history, pair sides).
+_DATASETS = ("__new", "__hist", "__a", "__b")
+
 
 def watermark_app_id(table: str) -> str:
     return f"rules:{table}"
@@ -48,6 +51,9 @@ class TableRun:
     candidates: int = 0
     hits: list[dict[str, Any]] = field(default_factory=list)
     written: int = 0
+    #: Hits another table's run may have stored already (a pair across two tables is found from
+    #: either side). Every other hit names a version above the watermark: no run has seen it.
+    may_repeat: set[str] = field(default_factory=set)
 
 
 def _resolves(schema: TableSchema, name: str) -> bool:
@@ -80,7 +86,7 @@ class Evaluator:
         self.schemas: dict[str, TableSchema] = {}
         self._queries: dict[tuple[str, str], str] = {}
         self._fixes: dict[str, tuple[str, str]] = {}
-        self._snapshots: dict[str, tuple[int, Any, TableSchema]] = {}
+        self._snapshots: dict[str, tuple[int, scan.Snapshot, TableSchema]] = {}
         self._con: duckdb.DuckDBPyConnection | None = None
 
     def evaluate(
@@ -113,8 +119,8 @@ class Evaluator:
     def _warehouse_schemas(self, names: Iterable[str]) -> dict[str, TableSchema]:
         """Each table's columns as stored (a header-driven table has the columns its logs gave).
 
-        The dataset of each table version is kept, so repeated runs over an unchanged table
-        (``rules test``: one run per example) do not rebuild it.
+        The snapshot of each table version (its file list) is kept, so repeated runs over an
+        unchanged table (``rules test``: one run per example) do not read the Delta log again.
         """
         found = {}
         for name in sorted(names):
@@ -123,8 +129,8 @@ class Evaluator:
                 continue
             cached = self._snapshots.get(name)
             if cached is None or cached[0] != delta.version():
-                dataset = delta.to_pyarrow_dataset()
-                cached = self._snapshots[name] = (delta.version(), dataset, TableSchema(name, dataset.schema))
+                snap = scan.Snapshot.of(delta, self.wh.table_path(name))
+                cached = self._snapshots[name] = (snap.version, snap, TableSchema(name, snap.schema))
             found[name] = cached[2]
         return found
 
@@ -177,31 +183,42 @@ class Evaluator:
             if self._partner(r).table == table and (only is None or r.id in only) and self._applies(r)
         ]
         run = TableRun(table, after, current)
-        partners = {self._partner(r).table for r in own + completing if r.correlate is not None}
-        con = self._connect({table, *partners, *(r.table for r in completing)})
+        con = self._connect()
         try:
             if own or completing:
                 self._scan(con, run, own, completing, scope)
         except duckdb.Error as exc:
             raise RuleEvalError(f"evaluating rules over {table} failed: {str(exc).splitlines()[0]}") from exc
         finally:
-            for name in ("__cand", "__m"):  # free this run's candidates; the session stays
+            for name in ("__cand", "__m", *_DATASETS):  # free this run's data; the session stays
                 con.unregister(name)
         if write:
             self._write(run)
         return run
 
-    def _connect(self, tables: set[str]) -> duckdb.DuckDBPyConnection:
-        """The evaluator's DuckDB session (made once) with ``tables`` registered at their snapshot."""
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        """The evaluator's DuckDB session (made once); each query registers the files it reads."""
         con = self._con
         if con is None:
             con = self._con = duckdb.connect()
             for macro in MACROS:
                 con.execute(macro)
-        for name in sorted(tables):
-            if name in self._snapshots:
-                con.register(name, self._snapshots[name][1])
         return con
+
+    def _files(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        alias: str,
+        table: str,
+        *,
+        versions: tuple[int | None, int | None] = (None, None),
+        span: tuple[Any, Any] = (None, None),
+    ) -> str:
+        """Register as ``alias`` the files of ``table``'s snapshot that may hold the rows wanted."""
+        snap = self._snapshots[table][1]
+        dataset = snap.dataset(versions=versions, time=(self.schemas[table].time_column, *span))
+        con.register(alias, dataset)
+        return alias
 
     def _scan(
         self,
@@ -217,9 +234,8 @@ class Evaluator:
         conditions = [r.match for r in scanned]
         where = scan.scope_filter(scope)
         low = -1 if run.after_version is None else run.after_version
-        first = scan.stage1(
-            run.table, scan.needed_columns(schema, scanned), prefilter(conditions, schema), where
-        )
+        fresh = self._files(con, "__new", run.table, versions=(run.after_version, None))
+        first = scan.stage1(fresh, scan.needed_columns(schema, scanned), prefilter(conditions, schema), where)
         cand = _arrow(con, first, [low, run.to_version])
         run.candidates = cand.num_rows
         if cand.num_rows == 0:
@@ -260,8 +276,12 @@ class Evaluator:
             return []
         history, params = None, []
         if run.after_version is not None:
-            history = scan.lookback(run.table, rule.match, shape, where)
-            params = [run.after_version, span[0] - dt.timedelta(seconds=t.window), span[1]]
+            start = span[0] - dt.timedelta(seconds=t.window)
+            old = self._files(
+                con, "__hist", run.table, versions=(None, run.after_version), span=(start, span[1])
+            )
+            history = scan.lookback(old, rule.match, shape, where)
+            params = [run.after_version, start, span[1]]
         query = scan.threshold(shape, flag, history, t.count, t.window)
         rows = _arrow(con, query, params).to_pylist()
         return [self._hit(rule, schema, row, [run.table, row["__v"]]) for row in rows]
@@ -289,8 +309,10 @@ class Evaluator:
         low, high = span[0] - gap, span[1] + gap
         where = scan.scope_filter(scope)
         on = tuple(rule.correlate.on)
-        a_sql = scan.side(rule.table, rule.match, scan.Shape(a_schema, tuple(rule.group_by), None, on), where)
-        b_sql = scan.side(partner.table, partner.match, scan.Shape(b_schema, (), None, on), where)
+        a_from = self._files(con, "__a", rule.table, span=(low, high))
+        b_from = self._files(con, "__b", partner.table, span=(low, high))
+        a_sql = scan.side(a_from, rule.match, scan.Shape(a_schema, tuple(rule.group_by), None, on), where)
+        b_sql = scan.side(b_from, partner.match, scan.Shape(b_schema, (), None, on), where)
         after = -1 if run.after_version is None else run.after_version
         new_a = f"a.__v > {int(after)}" if rule.table == run.table else "FALSE"
         new_b = f"b.__v > {int(after)}" if partner.table == run.table else "FALSE"
@@ -304,6 +326,8 @@ class Evaluator:
             after_rows = sorted(row["sb"], key=lambda s: (s["source_file"], s["source_offset"]))
             row["samples"] = order[:3] + after_rows[: scan.MAX_SAMPLES - min(3, len(order))]
             hits.append(self._hit(rule, a_schema, row, [rule.table, row["__v"], partner.table, row["__vb"]]))
+        if partner.table != rule.table:
+            run.may_repeat.update(h["hit_id"] for h in hits)
         return hits
 
     # --- hits -----------------------------------------------------------------------------
@@ -359,10 +383,11 @@ class Evaluator:
         """Append new hits and the watermark in one commit (the watermark even with no hits)."""
         rows = pa.Table.from_pylist(run.hits, schema=HITS_SCHEMA) if run.hits else HITS_SCHEMA.empty_table()
         existing = self.wh.table(HITS_TABLE, refresh=True)
-        if existing is not None and rows.num_rows:
-            ids = pa.array(rows["hit_id"].to_pylist(), pa.string())
-            seen = existing.to_pyarrow_dataset().to_table(
-                columns=["hit_id"], filter=pc.field("hit_id").isin(ids)
+        check = [h["hit_id"] for h in run.hits if run.after_version is None or h["hit_id"] in run.may_repeat]
+        if existing is not None and check:
+            stored = scan.Snapshot.of(existing, self.wh.table_path(HITS_TABLE)).dataset()
+            seen = stored.to_table(
+                columns=["hit_id"], filter=pc.field("hit_id").isin(pa.array(check, pa.string()))
             )
             if seen.num_rows:
                 rows = rows.filter(pc.invert(pc.is_in(rows["hit_id"], value_set=seen["hit_id"])))

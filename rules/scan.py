@@ -8,9 +8,17 @@ from ``compiler`` (a syntax tree rendered by sqlglot); numbers are validated int
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+from deltalake import DeltaTable
 from sqlglot import exp
 
 from rules.compiler import compile_condition, value_expr
@@ -20,6 +28,8 @@ from warehouse.store import VERSION_COLUMN
 
 SAMPLE_CHARS = 2000
 MAX_SAMPLES = 5
+#: Delta statistics keep timestamps to the millisecond: a file's true max may lie this far above.
+STATS_SLACK = dt.timedelta(milliseconds=1)
 
 
 def q(name: str) -> str:
@@ -48,6 +58,71 @@ def needed_columns(schema: TableSchema, rules: Sequence[Rule]) -> list[str]:
     return [f.name for f in schema.schema if f.name in wanted] + [VERSION_COLUMN]
 
 
+@dataclass
+class Snapshot:
+    """One version of a table and its data files with their Delta statistics.
+
+    Tailing makes a file per commit, so a query reads only the files whose statistics say they
+    may hold its rows (``_version`` and time ranges); the SQL still filters every row, so the
+    pruning only drops files that provably hold none. Files without statistics are always read.
+    """
+
+    delta: DeltaTable
+    root: Path
+    version: int
+    schema: pa.Schema
+    files: pa.Table | None  # add actions (path, min/max stats); None: read through deltalake
+    _whole: ds.Dataset | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, delta: DeltaTable, root: Path) -> Snapshot:
+        schema = pa.schema(delta.schema().to_arrow())
+        protocol = delta.protocol()
+        plain = not protocol.reader_features and not delta.metadata().partition_columns
+        files = pa.table(delta.get_add_actions(flatten=True)) if plain else None
+        return cls(delta, root, delta.version(), schema, files)
+
+    def dataset(
+        self,
+        *,
+        versions: tuple[int | None, int | None] = (None, None),
+        time: tuple[str | None, Any, Any] = (None, None, None),
+    ) -> ds.Dataset:
+        """The files that may hold rows with ``_version`` in ``(low, high]`` and time in ``[t0, t1]``."""
+        if self.files is None:
+            if self._whole is None:
+                self._whole = self.delta.to_pyarrow_dataset()
+            return self._whole
+        keep = pa.array([True] * self.files.num_rows, pa.bool_())
+        low, high = versions
+        if low is not None:
+            keep = pc.and_(keep, self._may(f"max.{VERSION_COLUMN}", pc.greater, low))
+        if high is not None:
+            keep = pc.and_(keep, self._may(f"min.{VERSION_COLUMN}", pc.less_equal, high))
+        column, t0, t1 = time
+        if column is not None and t0 is not None:
+            keep = pc.and_(keep, self._may(f"max.{column}", pc.greater_equal, t0 - STATS_SLACK))
+        if column is not None and t1 is not None:
+            keep = pc.and_(keep, self._may(f"min.{column}", pc.less_equal, t1 + STATS_SLACK))
+        paths = [str(self.root / unquote(p)) for p in self.files.filter(keep).column("path").to_pylist()]
+        fmt = ds.ParquetFileFormat(
+            default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=True)
+        )
+        return ds.dataset(paths, schema=self.schema, format=fmt)
+
+    def _may(self, stat: str, op: Any, value: Any) -> pa.Array:
+        """Per file: whether the statistic allows a match (a missing statistic always does)."""
+        assert self.files is not None
+        if stat not in self.files.column_names:
+            return pa.array([True] * self.files.num_rows, pa.bool_())
+        values = self.files.column(stat)
+        try:
+            bound = pa.scalar(value, values.type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+            return pa.array([True] * self.files.num_rows, pa.bool_())
+        return pc.fill_null(op(values, bound), True)
+
+
 @dataclass(frozen=True)
 class Shape:
     """How a rule's rows are normalised: fixed column names whatever the table."""
@@ -57,17 +132,27 @@ class Shape:
     distinct: str | None = None
     on: tuple[str, ...] = ()
 
-    def projection(self) -> str:
+    def projection(self, *, window_only: bool = False) -> str:
+        """The normalised columns; ``window_only`` leaves out (as NULL) all but time, groups and
+        distinct value: what a history row contributes to a window, so its text is never read."""
         s = self.schema
         ts = q(s.time_column) if s.time_column else "CAST(NULL AS TIMESTAMPTZ)"
         texts = [f"CAST({q(c)} AS VARCHAR)" for c in s.text_columns]
         text = f"left(coalesce({', '.join(texts)}), {SAMPLE_CHARS})" if texts else "CAST(NULL AS VARCHAR)"
+        if window_only:
+            text = "CAST(NULL AS VARCHAR)"
+        row = ["__v", "__sf", "__so", "__ln"]
+        source = [q(VERSION_COLUMN), q("source_file"), q("source_offset"), q("line_number")]
+        if window_only:
+            source = [
+                "CAST(NULL AS BIGINT)",
+                "CAST(NULL AS VARCHAR)",
+                "CAST(NULL AS BIGINT)",
+                "CAST(NULL AS BIGINT)",
+            ]
         cols = [
             f"{ts} AS __ts",
-            f"{q(VERSION_COLUMN)} AS __v",
-            f"{q('source_file')} AS __sf",
-            f"{q('source_offset')} AS __so",
-            f"{q('line_number')} AS __ln",
+            *(f"{c} AS {n}" for c, n in zip(source, row, strict=True)),
             f"{text} AS __text",
         ]
         for i, name in enumerate(self.group_by):
@@ -125,10 +210,13 @@ def plain(shape: Shape, flag: str) -> str:
 
 
 def lookback(table: str, cond: Condition, shape: Shape, scope: str) -> str:
-    """Rows already evaluated (``_version <= ?``) within ``[?, ?]`` that match: window history."""
+    """Rows already evaluated (``_version <= ?``) within ``[?, ?]`` that match: window history.
+
+    Only what a window needs is read (``Shape.projection(window_only=True)``): the threshold
+    query reports new rows only, so a history row's text and position are never shown."""
     ts = q(shape.schema.time_column or "")
     return (
-        f"SELECT {shape.projection()} FROM {q(table)} WHERE {q(VERSION_COLUMN)} <= ? AND {ts} >= ? AND {ts} <= ? "
+        f"SELECT {shape.projection(window_only=True)} FROM {q(table)} WHERE {q(VERSION_COLUMN)} <= ? AND {ts} >= ? AND {ts} <= ? "
         f"AND {scope} AND {sql(compile_condition(cond, shape.schema))}"
     )
 
