@@ -70,6 +70,24 @@ def _arrow(con: duckdb.DuckDBPyConnection, query: str, params: list[Any]) -> pa.
     return result
 
 
+def _span(
+    m: pa.Table, time_column: str | None, flags: Sequence[str], *, times: bool = False
+) -> tuple[Any, Any] | None:
+    """None when no candidate passes any of ``flags``; else, with ``times``, the (min, max) of
+    their time (None, None when all are null), computed in Arrow: no query per rule."""
+    mask = pc.fill_null(m.column(flags[0]), False)
+    for f in flags[1:]:
+        mask = pc.or_(mask, pc.fill_null(m.column(f), False))
+    if not pc.any(mask).as_py():
+        return None
+    if not times:
+        return (None, None)
+    if time_column is None or time_column not in m.column_names:
+        raise RuleEvalError("a threshold or correlation needs a time column")
+    bounds = pc.min_max(pc.filter(m.column(time_column), mask)).as_py()
+    return (bounds["min"], bounds["max"])
+
+
 def hit_id(rule_id: str, group_key: str, parts: Sequence[object]) -> str:
     text = "\x1f".join([rule_id, group_key, *(str(p) for p in parts)])
     return hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -190,7 +208,7 @@ class Evaluator:
         except duckdb.Error as exc:
             raise RuleEvalError(f"evaluating rules over {table} failed: {str(exc).splitlines()[0]}") from exc
         finally:
-            for name in ("__cand", "__m", *_DATASETS):  # free this run's data; the session stays
+            for name in ("__m", *_DATASETS):  # free this run's data; the session stays
                 con.unregister(name)
         if write:
             self._write(run)
@@ -236,18 +254,18 @@ class Evaluator:
         low = -1 if run.after_version is None else run.after_version
         fresh = self._files(con, "__new", run.table, versions=(run.after_version, None))
         first = scan.stage1(fresh, scan.needed_columns(schema, scanned), prefilter(conditions, schema), where)
-        cand = _arrow(con, first, [low, run.to_version])
-        run.candidates = cand.num_rows
-        if cand.num_rows == 0:
+        m = _arrow(con, scan.stage2(first, conditions, schema), [low, run.to_version])
+        run.candidates = m.num_rows
+        if m.num_rows == 0:
             return
-        con.register("__cand", cand)
-        con.register("__m", con.sql(scan.stage2(conditions, schema)).to_arrow_table())
+        con.register("__m", m)
         flag = {r.id: f"__m{i}" for i, r in enumerate(scanned)}
         for rule in own:
-            if rule.correlate is not None:
+            # A rule none of whose candidates match has nothing to report: no query for it.
+            if rule.correlate is not None or _span(m, schema.time_column, [flag[rule.id]]) is None:
                 continue
             if rule.threshold is not None:
-                run.hits.extend(self._threshold(con, rule, schema, run, flag[rule.id], where))
+                run.hits.extend(self._threshold(con, rule, schema, run, m, flag[rule.id], where))
             else:
                 shape = scan.Shape(schema, tuple(rule.group_by))
                 rows = con.sql(scan.plain(shape, flag[rule.id])).to_arrow_table().to_pylist()
@@ -256,7 +274,7 @@ class Evaluator:
             partner = self._partner(rule)
             flag_a = flag.get(rule.id) if rule.table == run.table else None
             flag_b = flag.get(partner.id) if partner.table == run.table else None
-            run.hits.extend(self._correlate(con, rule, run, flag_a, flag_b, scope))
+            run.hits.extend(self._correlate(con, rule, run, m, flag_a, flag_b, scope))
 
     def _threshold(
         self,
@@ -264,14 +282,14 @@ class Evaluator:
         rule: Rule,
         schema: TableSchema,
         run: TableRun,
+        m: pa.Table,
         flag: str,
         where: str,
     ) -> list[dict[str, Any]]:
         assert rule.threshold is not None
         t = rule.threshold
         shape = scan.Shape(schema, tuple(rule.group_by), t.distinct)
-        ts = scan.q(schema.time_column or "")
-        span = con.execute(f"SELECT min({ts}), max({ts}) FROM __m WHERE {flag}").fetchall()[0]
+        span = _span(m, schema.time_column, [flag], times=True)
         if span is None or span[0] is None:
             return []
         history, params = None, []
@@ -291,6 +309,7 @@ class Evaluator:
         con: duckdb.DuckDBPyConnection,
         rule: Rule,
         run: TableRun,
+        m: pa.Table,
         flag_a: str | None,
         flag_b: str | None,
         scope: Sequence[str] | None,
@@ -301,8 +320,7 @@ class Evaluator:
         a_schema, b_schema = self.schemas[rule.table], self.schemas[partner.table]
         within = rule.correlate.within
         flags = [f for f in (flag_a, flag_b) if f is not None]
-        ts = scan.q(self.schemas[run.table].time_column or "")
-        span = con.execute(f"SELECT min({ts}), max({ts}) FROM __m WHERE {' OR '.join(flags)}").fetchall()[0]
+        span = _span(m, self.schemas[run.table].time_column, flags, times=True)
         if span is None or span[0] is None:
             return []
         gap = dt.timedelta(seconds=within)

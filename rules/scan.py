@@ -187,10 +187,11 @@ def stage1(table: str, columns: Sequence[str], prefilter: exp.Expr, scope: str) 
     )
 
 
-def stage2(conditions: Sequence[Condition], schema: TableSchema) -> str:
-    """Each rule's exact test over the candidates, as boolean columns ``__m0``, ``__m1``, ..."""
+def stage2(first: str, conditions: Sequence[Condition], schema: TableSchema) -> str:
+    """Each rule's exact test over the candidates of ``first`` (stage 1), as boolean columns
+    ``__m0``, ``__m1``, ...; one statement, so a run makes one round trip for both stages."""
     flags = ", ".join(f"{sql(compile_condition(c, schema))} AS __m{i}" for i, c in enumerate(conditions))
-    return f"SELECT *, {flags} FROM __cand"
+    return f"WITH __cand AS ({first}) SELECT *, {flags} FROM __cand"
 
 
 def _samples(order: str = "__ts, __sf, __so") -> str:
