@@ -98,6 +98,13 @@ def main() -> None:
             print(f"  {name:34s} {n / wall:>10,.0f} events/s   {cpu / n * 1e6:6.2f} CPU us/event")
         base = best["evtx package, records_json()"]
         full = best["knownfix ingest -> Delta events"]
+        parse = best["knownfix parse -> Arrow batches"]
         ratio = (full[0] / full[1]) / (base[0] / base[1])
         verdict = "meets" if ratio >= TARGET else "below"
         print(f"  ratio knownfix ingest / package iteration: {ratio:.2f} ({verdict} the {TARGET} target)")
+        # the machine may be shared: CPU time is the steadier measure of knownfix's own share
+        own = (parse[2] / parse[0] - base[2] / base[0]) * 1e6
+        print(f"  knownfix's own work on top of the package's: {own:.2f} CPU us/event (parse)")
+        print(
+            f"  ratio by CPU time, ingest / package iteration: {(base[2] / base[0]) / (full[2] / full[0]):.2f}"
+        )

@@ -216,10 +216,14 @@ def base_table(columns: dict[str, pa.Array]) -> pa.Table:
     return pa.Table.from_arrays([columns[f.name] for f in BASE_SCHEMA], schema=BASE_SCHEMA)
 
 
+_DERIVED_FROM = ("level", "level_name", "provider", "event_id", "message", "event_data")
+
+
 def events_table(base: pa.Table) -> pa.Table:
     """The ``events`` table of a batch from its base columns (see ``BASE_SCHEMA``)."""
-    columns = {name: base.column(name).combine_chunks() for name in base.column_names}
-    columns |= derived_columns(columns, columns["event_data"])
+    inputs = {name: base.column(name).combine_chunks() for name in _DERIVED_FROM}
+    columns = {name: base.column(name) for name in base.column_names}
+    columns |= derived_columns(inputs, inputs["event_data"])
     return pa.Table.from_arrays([columns[f.name] for f in EVENTS_SCHEMA], schema=EVENTS_SCHEMA)
 
 
