@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from rules import scan
 from rules.compiler import compile_condition, group_filter, prefilter, pretty
 from rules.errors import RuleEvalError
+from rules.history import History, Kept
 from rules.loader import RuleSet
 from rules.model import Rule, field_tests
 from rules.schema import TableSchema, UnknownFieldError
@@ -34,7 +35,7 @@ from warehouse.macros import MACROS
 from warehouse.store import Warehouse
 
 #: Names under which a run registers the files it reads (new rows, window history, pair sides).
-_DATASETS = ("__new", "__hist", "__a", "__b")
+_DATASETS = ("__new", "__hist", "__seed", "__a", "__b")
 
 
 def watermark_app_id(table: str) -> str:
@@ -106,6 +107,8 @@ class Evaluator:
         self._fixes: dict[str, tuple[str, str]] = {}
         self._snapshots: dict[str, tuple[int, scan.Snapshot, TableSchema]] = {}
         self._con: duckdb.DuckDBPyConnection | None = None
+        self.history = History()
+        self._fresh: dict[str, pa.Table] = {}  # this run's matching rows per threshold rule
 
     def evaluate(
         self,
@@ -202,6 +205,8 @@ class Evaluator:
         ]
         run = TableRun(table, after, current)
         con = self._connect()
+        self.history.begin()
+        self._fresh = {}
         try:
             if own or completing:
                 self._scan(con, run, own, completing, scope)
@@ -212,6 +217,10 @@ class Evaluator:
                 con.unregister(name)
         if write:
             self._write(run)
+            schema = self.schemas[table]
+            if scope is None and schema.time_column:  # the watermark moved: the kept rows follow it
+                windows = {r.id: r.threshold.window for r in own if r.threshold is not None}
+                self.history.commit(run.to_version, self._fresh, schema.time_column, windows)
         return run
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
@@ -256,10 +265,13 @@ class Evaluator:
         first = scan.stage1(fresh, scan.needed_columns(schema, scanned), prefilter(conditions, schema), where)
         m = _arrow(con, scan.stage2(first, conditions, schema), [low, run.to_version])
         run.candidates = m.num_rows
+        flag = {r.id: f"__m{i}" for i, r in enumerate(scanned)}
+        for rule in own:
+            if rule.threshold is not None and rule.correlate is None and scope is None:
+                self._keep(rule, schema, run, m, flag[rule.id])
         if m.num_rows == 0:
             return
         con.register("__m", m)
-        flag = {r.id: f"__m{i}" for i, r in enumerate(scanned)}
         for rule in own:
             # A rule none of whose candidates match has nothing to report: no query for it.
             if rule.correlate is not None or _span(m, schema.time_column, [flag[rule.id]]) is None:
@@ -295,14 +307,31 @@ class Evaluator:
         history, params = None, []
         if run.after_version is not None:
             start = span[0] - dt.timedelta(seconds=t.window)
-            old = self._files(
-                con, "__hist", run.table, versions=(None, run.after_version), span=(start, span[1])
-            )
-            history = scan.lookback(old, rule.match, shape, where)
+            kept = self.history.covering(rule.id, run.after_version, start) if where == "TRUE" else None
+            if kept is None:  # read from the files; from now on this process keeps the rows
+                seed = self._files(
+                    con, "__seed", run.table, versions=(None, run.after_version), span=(start, None)
+                )
+                sql = scan.history_rows(seed, scan.window_columns(schema, rule), rule.match, schema)
+                kept = Kept(run.after_version, start, _arrow(con, sql, [run.after_version, start]))
+                if where == "TRUE":
+                    self.history.base(rule.id, kept)
+            con.register("__hist", kept.rows)
+            history = scan.lookback("__hist", rule.match, shape, where)
             params = [run.after_version, start, span[1]]
         query = scan.threshold(shape, flag, history, t.count, t.window)
         rows = _arrow(con, query, params).to_pylist()
         return [self._hit(rule, schema, row, [run.table, row["__v"]]) for row in rows]
+
+    def _keep(self, rule: Rule, schema: TableSchema, run: TableRun, m: pa.Table, flag: str) -> None:
+        """This run's matching rows of a threshold rule, and the history they extend."""
+        columns = scan.window_columns(schema, rule)
+        fresh = m.filter(pc.fill_null(m.column(flag), False)).select(columns)
+        self._fresh[rule.id] = fresh
+        if run.after_version is None:  # every row up to the snapshot is in this run
+            self.history.base(rule.id, Kept(-1, None, fresh.slice(0, 0)))
+        else:
+            self.history.carry(rule.id, run.after_version)
 
     def _correlate(
         self,

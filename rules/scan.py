@@ -58,6 +58,29 @@ def needed_columns(schema: TableSchema, rules: Sequence[Rule]) -> list[str]:
     return [f.name for f in schema.schema if f.name in wanted] + [VERSION_COLUMN]
 
 
+def window_columns(schema: TableSchema, rule: Rule) -> list[str]:
+    """What a threshold's window history needs of a row: time, version, scope and the rule's fields."""
+    wanted = {"source_file"}
+    if schema.time_column:
+        wanted.add(schema.time_column)
+    names = [t.field for t in field_tests(rule.match)] + list(rule.group_by)
+    if rule.threshold and rule.threshold.distinct:
+        names.append(rule.threshold.distinct)
+    for name in names:
+        if schema.has(name.partition(".")[0]) or schema.has(name):
+            wanted.add(schema.resolve(name).column)
+    return [f.name for f in schema.schema if f.name in wanted and f.name != VERSION_COLUMN] + [VERSION_COLUMN]
+
+
+def history_rows(table: str, columns: Sequence[str], cond: Condition, schema: TableSchema) -> str:
+    """Matching rows already evaluated (``_version <= ?``) with time from ``?`` on: a window's history."""
+    ts = q(schema.time_column or "")
+    return (
+        f"SELECT {', '.join(q(c) for c in columns)} FROM {q(table)} "
+        f"WHERE {q(VERSION_COLUMN)} <= ? AND {ts} >= ? AND {sql(compile_condition(cond, schema))}"
+    )
+
+
 @dataclass
 class Snapshot:
     """One version of a table and its data files with their Delta statistics.
