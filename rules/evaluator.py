@@ -97,7 +97,7 @@ def hit_id(rule_id: str, group_key: str, parts: Sequence[object]) -> str:
 class Evaluator:
     """Evaluates a rule set over a warehouse; one instance per process is enough."""
 
-    def __init__(self, wh: Warehouse, rules: RuleSet) -> None:
+    def __init__(self, wh: Warehouse, rules: RuleSet, *, compact_hits_every: int = 200) -> None:
         # An instance of our own: ingest may run us on another thread while it keeps committing
         # through ``wh``, and Delta table objects are not shared between threads.
         self.wh = Warehouse(wh.root)
@@ -109,6 +109,10 @@ class Evaluator:
         self._con: duckdb.DuckDBPyConnection | None = None
         self.history = History()
         self._fresh: dict[str, pa.Table] = {}  # this run's matching rows per threshold rule
+        #: Every run appends to ``hits`` (its watermark at least): merge the small files now and
+        #: then, or weeks of tailing leave a table of tens of thousands of files.
+        self.compact_hits_every = compact_hits_every
+        self._hits_writes = 0
 
     def evaluate(
         self,
@@ -440,3 +444,6 @@ class Evaluator:
                 rows = rows.filter(pc.invert(pc.is_in(rows["hit_id"], value_set=seen["hit_id"])))
         run.written = rows.num_rows
         self.wh.append(HITS_TABLE, rows, {watermark_app_id(run.table): run.to_version})
+        self._hits_writes += 1
+        if self.compact_hits_every and self._hits_writes % self.compact_hits_every == 0:
+            self.wh.compact(HITS_TABLE)  # keeps rows, `_version` values and watermarks as they are

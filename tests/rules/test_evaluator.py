@@ -234,3 +234,27 @@ def test_sigma_rule_loads_as_a_detection_over_events(tmp_path: Path) -> None:
     text = rule.match.model_dump_json()
     for column in ('"channel"', '"provider"', '"event_id"', '"event_data.AlertDesc"', '"computer"'):
         assert column in text
+
+
+def test_hits_are_compacted_now_and_then_without_losing_hits_or_watermarks(
+    tmp_path: Path, warehouse: Warehouse
+) -> None:
+    from ingest.backfill import ingest_paths
+
+    rs = load_only(rules_file(tmp_path, PLAIN))
+    evaluator = Evaluator(warehouse, rs, compact_hits_every=3)
+    log = tmp_path / "logs" / "SEND.LOG"
+    log.parent.mkdir()
+    log.write_text(SEND_HEADER)
+    for i in range(9):
+        with log.open("a") as f:
+            f.write(unknown_credentials(5 * i + 1, connector=f"c{i}"))
+        ingest_paths(warehouse, [log.parent])
+        evaluator.evaluate(["smtp"])
+    stored = warehouse.table(HITS_TABLE, refresh=True)
+    assert stored is not None
+    assert len(stored.file_uris()) < 9  # nine appends, merged by compaction
+    assert sorted(h["group_key"] for h in hits(warehouse)) == [f"connector_id=c{i}" for i in range(9)]
+    smtp_version = warehouse.table("smtp", refresh=True).version()  # type: ignore[union-attr]
+    assert warehouse.checkpoint(HITS_TABLE, watermark_app_id("smtp")) == smtp_version
+    assert evaluator.evaluate(["smtp"]) == []  # the watermark survived: nothing is evaluated again
