@@ -224,8 +224,9 @@ def _event_data(event: _Event) -> dict[str, str] | None:
 
 
 def read_batch(texts: list[str], first_offset: int, source: str) -> tuple[pa.Table | None, list[int]]:
-    """Rows (``BASE_SCHEMA``) of the records of the regular shape (``source_offset`` is ``first_offset`` plus the
-    record's index in ``texts``), and the indices of the others, for the reference reading."""
+    """Rows (``BASE_SCHEMA``) of the records of the regular shape, ``source_offset`` being
+    ``first_offset`` plus the record's index in ``texts``; and the indices of the others, for
+    the reference reading."""
     events: list[_Event] = []
     kept: list[int] = []
     others: list[int] = []
@@ -236,41 +237,67 @@ def read_batch(texts: list[str], first_offset: int, source: str) -> tuple[pa.Tab
             others.append(i)
             continue
         kept.append(i)
-    systems = [e.System for e in events]
+    columns = _system_columns([e.System for e in events])
+    rows = [
+        i
+        for i, (t, e) in enumerate(zip(columns["time_text"], columns["event_id"], strict=True))
+        if t is not None and e is not None
+    ]
+    if len(rows) < len(events):  # no event id or time: a reject, worded by the reference reading
+        others = sorted({*others, *kept} - {kept[i] for i in rows})
+        kept, events = [kept[i] for i in rows], [events[i] for i in rows]
+        columns = {name: [values[i] for i in rows] for name, values in columns.items()}
+    if not events:
+        return None, others
+    n = len(events)
+    base = {name: pa.array(values, _TYPES[name]) for name, values in columns.items() if name != "time_text"}
+    base["time_created"] = times(pa.nulls(n, TIMESTAMP), pa.array(columns["time_text"], pa.string()))
+    raw: list[str | None] = [texts[i] for i in kept]
+    if max(map(len, texts)) > RAW_LIMIT:
+        raw = [clip(t) for t in raw]
+    base["raw"] = pa.array(raw, pa.string())
+    base["format"] = pa.array(["evtx"] * n, pa.string())
+    base["source_file"] = pa.array([source] * n, pa.string())
+    base["source_offset"] = pa.array(np.array(kept, dtype=np.int64) + first_offset)
+    datas = [_event_data(e) for e in events]
+    base["event_data_json"] = pa.array(
+        [None if d is None else orjson.dumps(d) for d in datas], pa.binary()
+    ).cast(pa.string())
+    present = [d for d in datas if d is not None]
+    base["event_data"] = pa.MapArray.from_arrays(
+        pa.array(
+            np.concatenate(([0], np.cumsum([len(d) if d is not None else 0 for d in datas]))), pa.int32()
+        ),
+        pa.array(list(chain.from_iterable(present)), pa.string()),
+        pa.array(list(chain.from_iterable(d.values() for d in present)), pa.string()),
+        type=EVENT_DATA,
+        mask=pa.array([d is None for d in datas], pa.bool_()),
+    )
+    for f in BASE_SCHEMA:
+        if f.name not in base:
+            base[f.name] = pa.nulls(n, f.type)
+    return base_table(base), others
+
+
+_TYPES = {f.name: f.type for f in EVENTS_SCHEMA}
+_NO_EXECUTION = _ExecutionAttrs()
+
+
+def _system_columns(systems: list[_System]) -> dict[str, list[Any]]:
+    """``system_values`` of each record, column by column."""
     ids = [s.EventID for s in systems]
     qualifiers: list[Any] = [None] * len(ids)
     if not set(map(type, ids)) <= {int, _NONE}:
         for i, value in enumerate(ids):
             if isinstance(value, dict):
                 qualifiers[i], ids[i] = _int(_attrs(value).get("Qualifiers"), 32), value.get("#text")
-    columns: dict[str, list[Any]] = {
-        "time_text": _strs([s.TimeCreated.attrs.SystemTime for s in systems]),
-        "event_id": _ints(ids, 32),
-    }
-    # no event id or time: a reject, worded by the reference reading
-    bad = [
-        i
-        for i, (t, e) in enumerate(zip(columns["time_text"], columns["event_id"], strict=True))
-        if t is None or e is None
-    ]
-    if bad:
-        drop = set(bad)
-        others = sorted(others + [kept[i] for i in bad])
-        kept = [k for i, k in enumerate(kept) if i not in drop]
-        events = [e for i, e in enumerate(events) if i not in drop]
-        systems = [s for i, s in enumerate(systems) if i not in drop]
-        qualifiers = [q for i, q in enumerate(qualifiers) if i not in drop]
-        columns = {
-            name: [v for i, v in enumerate(values) if i not in drop] for name, values in columns.items()
-        }
-    if not events:
-        return None, others
     names = _strs([s.Provider.attrs.Name for s in systems])
     if None in names:
         names = [n or _str(s.Provider.attrs.EventSourceName) for n, s in zip(names, systems, strict=True)]
-    none = _ExecutionAttrs()
-    executions = [s.Execution.attrs if s.Execution is not None else none for s in systems]
-    columns |= {
+    executions = [s.Execution.attrs if s.Execution is not None else _NO_EXECUTION for s in systems]
+    return {
+        "time_text": _strs([s.TimeCreated.attrs.SystemTime for s in systems]),
+        "event_id": _ints(ids, 32),
         "qualifiers": _ints(qualifiers, 32),
         "provider": names,
         "computer": _strs([s.Computer for s in systems]),
@@ -285,33 +312,3 @@ def read_batch(texts: list[str], first_offset: int, source: str) -> tuple[pa.Tab
         "thread_id": _ints([x.ThreadID for x in executions]),
         "user_sid": _strs([s.Security.attrs.UserID if s.Security is not None else None for s in systems]),
     }
-    raw: list[str | None] = [texts[i] for i in kept]
-    if max(map(len, texts)) > RAW_LIMIT:
-        raw = [clip(t) for t in raw]
-    n = len(events)
-    types = {f.name: f.type for f in EVENTS_SCHEMA}
-    base = {name: pa.array(values, types[name]) for name, values in columns.items() if name != "time_text"}
-    base["time_created"] = times(pa.nulls(n, TIMESTAMP), pa.array(columns["time_text"], pa.string()))
-    base["raw"] = pa.array(raw, pa.string())
-    base["format"] = pa.array(["evtx"] * n, pa.string())
-    base["source_file"] = pa.array([source] * n, pa.string())
-    base["source_offset"] = pa.array(np.array(kept, dtype=np.int64) + first_offset)
-    datas = [_event_data(e) for e in events]
-    base["event_data_json"] = pa.array(
-        [None if d is None else orjson.dumps(d) for d in datas], pa.binary()
-    ).cast(pa.string())
-    present = [d for d in datas if d is not None]
-    data = pa.MapArray.from_arrays(
-        pa.array(
-            np.concatenate(([0], np.cumsum([len(d) if d is not None else 0 for d in datas]))), pa.int32()
-        ),
-        pa.array(list(chain.from_iterable(present)), pa.string()),
-        pa.array(list(chain.from_iterable(d.values() for d in present)), pa.string()),
-        type=EVENT_DATA,
-        mask=pa.array([d is None for d in datas], pa.bool_()),
-    )
-    base["event_data"] = data
-    for f in BASE_SCHEMA:
-        if f.name not in base:
-            base[f.name] = pa.nulls(n, f.type)
-    return base_table(base), others
