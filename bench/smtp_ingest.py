@@ -176,7 +176,7 @@ def _child_ingest(log: str, wh_dir: str, parse_only: bool) -> None:
         stats = ingest_paths(Warehouse(wh_dir), [Path(log)])
         figures = {"rows": stats.row_count, "rejects": stats.rejects, "commits": stats.commits}
     figures["seconds"] = time.perf_counter() - start
-    figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    figures["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(figures))
 
 
@@ -203,10 +203,22 @@ def _child_duckdb(log: str, out: str) -> None:
             {
                 "rows": rows[0] if rows else 0,
                 "seconds": seconds,
-                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "peak_rss_mb": peak_rss_mb(),
             }
         )
     )
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak resident memory.
+
+    Not ``getrusage``: its ``ru_maxrss`` survives exec, so a child forked from a large parent
+    would report the parent's size; ``VmHWM`` belongs to the process image and starts anew.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _run_child(*args: str) -> dict[str, float]:
