@@ -32,7 +32,8 @@ from typing import ClassVar
 import pyarrow as pa
 
 from parsers.base import SOURCE_FIELDS, TIMESTAMP, FileBatch, FileParser, Reject
-from parsers.sync_errors_common import Line, batched, parse_time, read_lines, sniff_text
+from parsers.sync_errors_common import batched, parse_time
+from parsers.text import Line, read_lines, sniff_text
 
 TABLE = "hybrid_wizard"
 

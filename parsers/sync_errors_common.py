@@ -1,6 +1,6 @@
 """What every identity-sync format shares: the ``sync_errors`` schema, error-type names, the
-split of Azure AD's error sentences into attribute and value, timestamps, and reading text files
-with byte offsets whatever their encoding.
+split of Azure AD's error sentences into attribute and value, and timestamps (reading text files
+with byte offsets whatever their encoding is ``parsers.text``'s).
 
 The four sync-error formats (csexport XML, Connect Health / provisioning-error CSV, Graph JSON,
 the notification e-mail) describe the same failures in different words; normalising here is what
@@ -10,15 +10,12 @@ lets one rule or one reconciliation query cover all of them.
 from __future__ import annotations
 
 import base64
-import codecs
 import contextlib
 import datetime as dt
 import json
 import re
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
@@ -268,71 +265,6 @@ def parse_time(text: str | None, tz: str = "UTC") -> dt.datetime | None:
     if value.tzinfo is None:
         value = value.replace(tzinfo=zone)
     return value.astimezone(dt.UTC)
-
-
-# --- reading text with byte offsets ----------------------------------------------------------
-
-
-@dataclass
-class Line:
-    offset: int  # byte offset of the line's first byte in the file
-    number: int  # 1-based
-    text: str  # without the line end
-    valid: bool  # False if the bytes were not valid in the file's encoding
-
-
-def sniff_text(head: bytes) -> str | None:
-    """``head`` decoded (BOM-aware, UTF-16 included) for content sniffing, None if binary."""
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return head[: len(head) // 2 * 2].decode("utf-16", errors="replace")
-    if b"\x00" in head[:4096]:
-        return None
-    return head.decode("utf-8-sig", errors="replace")
-
-
-def read_lines(path: Path) -> Iterator[Line]:
-    """Lines of a text file with their byte offsets; memory stays at one line.
-
-    UTF-8 (with or without BOM) is read as bytes; UTF-16 (with BOM, as Windows PowerShell's
-    ``-Encoding Unicode`` and some tools write) is decoded and its offsets counted in code units.
-    """
-    with path.open("rb") as f:
-        bom = f.read(2)
-        f.seek(0)
-        if bom in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
-            yield from _utf16_lines(path, "utf-16-le" if bom == codecs.BOM_UTF16_LE else "utf-16-be")
-            return
-        offset = 0
-        for number, raw in enumerate(f, start=1):
-            body = raw[3:] if number == 1 and raw.startswith(codecs.BOM_UTF8) else raw
-            try:
-                text, valid = body.decode("utf-8"), True
-            except UnicodeDecodeError:
-                text, valid = body.decode("utf-8", errors="replace"), False
-            yield Line(offset, number, text.rstrip("\r\n"), valid)
-            offset += len(raw)
-
-
-def _utf16_lines(path: Path, encoding: str) -> Iterator[Line]:
-    offset = 2
-    with path.open("r", encoding=encoding, errors="replace", newline="") as f:
-        f.read(1)  # the BOM
-        for number, text in enumerate(_split_keep_ends(f), start=1):
-            yield Line(offset, number, text.rstrip("\r\n"), "\ufffd" not in text)
-            offset += len(text.encode(encoding, errors="surrogatepass"))
-
-
-def _split_keep_ends(f: object) -> Iterator[str]:
-    # a text file opened with newline="" keeps "\r\n"; iterating splits on "\n" and "\r" alike,
-    # so re-join lone "\r" pieces to count bytes exactly
-    pending = ""
-    for piece in f:  # type: ignore[attr-defined]
-        pending += piece
-        if pending.endswith("\n"):
-            yield pending
-            pending = ""
-    if pending:
-        yield pending
 
 
 def rows_table(rows: list[dict[str, object]], schema: pa.Schema) -> pa.Table:

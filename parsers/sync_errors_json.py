@@ -33,8 +33,8 @@ from parsers.sync_errors_common import (
     normalise_error_type,
     normalise_guid,
     parse_time,
-    sniff_text,
 )
+from parsers.text import sniff_text
 
 MAX_BYTES = 256 * 1024 * 1024
 _MS_DATE = re.compile(r"^/Date\((-?\d+)(?:[+-]\d{4})?\)/$")

@@ -36,10 +36,10 @@ from parsers.sync_errors_common import (
     normalise_error_type,
     normalise_guid,
     parse_time,
-    sniff_text,
     split_attribute,
     tracking_id,
 )
+from parsers.text import sniff_text
 
 MAX_BYTES = 32 * 1024 * 1024
 _MARKERS = re.compile(r"(?:Identity|Directory) synchroni[sz]ation error report", re.I)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from parsers.sync_errors_common import Line, read_lines, sniff_text
+from parsers.text import Line, read_lines, sniff_text
 
 #: Largest record (in lines) before the reader gives up on an unbalanced quote.
 MAX_RECORD_LINES = 10_000

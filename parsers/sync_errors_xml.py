@@ -31,10 +31,10 @@ from parsers.sync_errors_common import (
     normalise_error_type,
     normalise_guid,
     parse_time,
-    sniff_text,
     split_attribute,
     tracking_id,
 )
+from parsers.text import sniff_text
 
 READ_BYTES = 1 << 20
 _ERROR_DETAILS = ("export-errordetail", "import-errordetail")

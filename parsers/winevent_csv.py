@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from parsers.base import FileBatch
 from parsers.events_rows import Batcher
 from parsers.events_schema import EventsParser, clean_message, clip
-from parsers.sync_errors_common import Line, read_lines, sniff_text
+from parsers.text import Line, read_lines, sniff_text
 
 #: Lines after which an unclosed quote is given up on (a damaged file, not a long message).
 MAX_RECORD_LINES = 5_000

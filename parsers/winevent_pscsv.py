@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from parsers.base import FileBatch
 from parsers.events_rows import Batcher
 from parsers.events_schema import EventsParser, clean_message, clip
-from parsers.sync_errors_common import read_lines, sniff_text
+from parsers.text import read_lines, sniff_text
 from parsers.winevent_csv import FieldsError, parse_local_time, records, split_fields, zone_of
 
 TYPE_LINE = "#TYPE System.Diagnostics.Eventing.Reader.EventLogRecord"
