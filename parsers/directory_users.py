@@ -22,9 +22,9 @@ from typing import ClassVar
 
 import pyarrow as pa
 
-from parsers.base import SOURCE_FIELDS, TIMESTAMP, FileBatch, FileParser, Reject
+from parsers.base import SOURCE_FIELDS, TIMESTAMP, Reject
 from parsers.sync_errors_common import (
-    batched,
+    RecordFileParser,
     guid_to_immutable_id,
     immutable_id_to_guid,
     normalise_guid,
@@ -94,7 +94,7 @@ def _parent(dn: str | None) -> str | None:
     return dn[m.end() :].strip() if m else None
 
 
-class _UsersCsvParser(FileParser):
+class _UsersCsvParser(RecordFileParser):
     """Shared reading; subclasses name their table, detection and row mapping."""
 
     table: ClassVar[str]
@@ -111,16 +111,6 @@ class _UsersCsvParser(FileParser):
         if not keys or sync_error_flavour(keys):
             return 0
         return 88 if cls.matches(set(keys)) else 0
-
-    def parse_file(self, path: Path, *, source: str, batch_records: int = 50_000) -> Iterator[FileBatch]:
-        size = path.stat().st_size
-        yield from batched(
-            self._items(path, source),
-            table=self.table,
-            schema=self.schema,
-            end=size,
-            batch_records=batch_records,
-        )
 
     def _items(self, path: Path, source: str) -> Iterator[dict[str, object] | Reject]:
         for header, recs in records(path):

@@ -31,8 +31,8 @@ from typing import ClassVar
 
 import pyarrow as pa
 
-from parsers.base import SOURCE_FIELDS, TIMESTAMP, FileBatch, FileParser, Reject
-from parsers.sync_errors_common import batched, parse_time
+from parsers.base import SOURCE_FIELDS, TIMESTAMP, Reject
+from parsers.sync_errors_common import RecordFileParser, parse_time
 from parsers.text import Line, read_lines, sniff_text
 
 TABLE = "hybrid_wizard"
@@ -77,7 +77,9 @@ def _context(text: str) -> dict[str, str]:
     return {k.strip(): v.strip() for k, v in pairs}
 
 
-class HybridWizardParser(FileParser):
+class HybridWizardParser(RecordFileParser):
+    table: ClassVar[str] = TABLE
+    schema: ClassVar[pa.Schema] = SCHEMA
     name: ClassVar[str] = "hybrid_wizard"
 
     @classmethod
@@ -89,12 +91,6 @@ class HybridWizardParser(FileParser):
             if _MODERN.match(ln) or ((_LEGACY.match(ln) or _BARE.match(ln)) and _hcw_words(ln))
         )
         return 90 if hits >= 1 and any(_hcw_words(ln) for ln in lines) else 0
-
-    def parse_file(self, path: Path, *, source: str, batch_records: int = 50_000) -> Iterator[FileBatch]:
-        size = path.stat().st_size
-        yield from batched(
-            self._items(path, source), table=TABLE, schema=SCHEMA, end=size, batch_records=batch_records
-        )
 
     def _items(self, path: Path, source: str) -> Iterator[dict[str, object] | Reject]:
         entry: list[Line] = []

@@ -15,12 +15,15 @@ import datetime as dt
 import json
 import re
 import uuid
+from abc import abstractmethod
 from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
-from parsers.base import SOURCE_FIELDS, TIMESTAMP, FileBatch, ParseResult, Reject, rejects_table
+from parsers.base import SOURCE_FIELDS, TIMESTAMP, FileBatch, FileParser, ParseResult, Reject, rejects_table
 
 TABLE = "sync_errors"
 
@@ -298,6 +301,32 @@ def batched(
             yield _batch(rows, rejects, table, schema, last + 1)
             rows, rejects = [], []
     yield _batch(rows, rejects, table, schema, max(end, last + 1, 1))
+
+
+class RecordFileParser(FileParser):
+    """A whole-file format read as one row dict or one reject per record, batched by ``batched``.
+
+    Subclasses name their table and schema and yield the records from ``_items``.
+    """
+
+    table: ClassVar[str] = TABLE
+    schema: ClassVar[pa.Schema] = SCHEMA
+    #: True when offsets are bytes, so the last batch ends at the file size (False: ordinals)
+    byte_offsets: ClassVar[bool] = True
+
+    def parse_file(self, path: Path, *, source: str, batch_records: int = 50_000) -> Iterator[FileBatch]:
+        end = path.stat().st_size if self.byte_offsets else 0
+        yield from batched(
+            self._items(path, source),
+            table=self.table,
+            schema=self.schema,
+            end=end,
+            batch_records=batch_records,
+        )
+
+    @abstractmethod
+    def _items(self, path: Path, source: str) -> Iterator[dict[str, object] | Reject]:
+        """Every record of the file, in order, as a row dict or a reject."""
 
 
 def _batch(

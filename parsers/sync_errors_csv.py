@@ -20,11 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
-from parsers.base import FileBatch, FileParser, Reject
+from parsers.base import Reject
 from parsers.sync_errors_common import (
-    SCHEMA,
-    TABLE,
-    batched,
+    RecordFileParser,
     extra_error_details,
     guid_to_immutable_id,
     immutable_id_to_guid,
@@ -74,19 +72,13 @@ def sync_error_flavour(keys: list[str]) -> str | None:
     return None
 
 
-class SyncErrorsCsvParser(FileParser):
+class SyncErrorsCsvParser(RecordFileParser):
     name: ClassVar[str] = "sync_errors_csv"
 
     @classmethod
     def sniff(cls, head: bytes, path: Path) -> int:
         keys = sniff_header(head)
         return 90 if keys and sync_error_flavour(keys) else 0
-
-    def parse_file(self, path: Path, *, source: str, batch_records: int = 50_000) -> Iterator[FileBatch]:
-        size = path.stat().st_size
-        yield from batched(
-            self._items(path, source), table=TABLE, schema=SCHEMA, end=size, batch_records=batch_records
-        )
 
     def _items(self, path: Path, source: str) -> Iterator[dict[str, object] | Reject]:
         for header, recs in records(path):

@@ -23,11 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-from parsers.base import FileBatch, FileParser, Reject
+from parsers.base import Reject
 from parsers.sync_errors_common import (
-    SCHEMA,
-    TABLE,
-    batched,
+    RecordFileParser,
     immutable_id_to_guid,
     normalise_attribute,
     normalise_error_type,
@@ -59,7 +57,8 @@ def _time(value: Any, tz: str) -> dt.datetime | None:
     return parse_time(value, tz)
 
 
-class SyncErrorsJsonParser(FileParser):
+class SyncErrorsJsonParser(RecordFileParser):
+    byte_offsets: ClassVar[bool] = False  # offsets are record ordinals
     name: ClassVar[str] = "sync_errors_json"
 
     @classmethod
@@ -68,11 +67,6 @@ class SyncErrorsJsonParser(FileParser):
         if text[:1] in ("{", "[") and re.search(r'"(?:onPremises)?ProvisioningErrors"\s*:', text, re.I):
             return 90
         return 0
-
-    def parse_file(self, path: Path, *, source: str, batch_records: int = 50_000) -> Iterator[FileBatch]:
-        yield from batched(
-            self._items(path, source), table=TABLE, schema=SCHEMA, end=0, batch_records=batch_records
-        )
 
     def _items(self, path: Path, source: str) -> Iterator[dict[str, object] | Reject]:
         size = path.stat().st_size

@@ -25,11 +25,9 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import ClassVar
 
-from parsers.base import FileBatch, FileParser, Reject
+from parsers.base import Reject
 from parsers.sync_errors_common import (
-    SCHEMA,
-    TABLE,
-    batched,
+    RecordFileParser,
     guid_to_immutable_id,
     immutable_id_to_guid,
     normalise_attribute,
@@ -79,7 +77,7 @@ _COLUMNS = {
 }
 
 
-class SyncErrorMailParser(FileParser):
+class SyncErrorMailParser(RecordFileParser):
     name: ClassVar[str] = "sync_error_mail"
 
     @classmethod
@@ -88,12 +86,6 @@ class SyncErrorMailParser(FileParser):
         if _MARKERS.search(text) or ("MSOnlineServicesTeam@" in text and _SENTENCE.search(text)):
             return 92
         return 0
-
-    def parse_file(self, path: Path, *, source: str, batch_records: int = 50_000) -> Iterator[FileBatch]:
-        size = path.stat().st_size
-        yield from batched(
-            self._items(path, source), table=TABLE, schema=SCHEMA, end=size, batch_records=batch_records
-        )
 
     def _items(self, path: Path, source: str) -> Iterator[dict[str, object] | Reject]:
         size = path.stat().st_size

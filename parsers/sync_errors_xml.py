@@ -20,11 +20,9 @@ from pathlib import Path
 from typing import ClassVar
 from xml.parsers import expat
 
-from parsers.base import FileBatch, FileParser, Reject
+from parsers.base import Reject
 from parsers.sync_errors_common import (
-    SCHEMA,
-    TABLE,
-    batched,
+    RecordFileParser,
     extra_error_details,
     immutable_id_to_guid,
     normalise_attribute,
@@ -47,7 +45,7 @@ _HOLOGRAM_ATTRS = (
 )
 
 
-class CsExportParser(FileParser):
+class CsExportParser(RecordFileParser):
     name: ClassVar[str] = "csexport_xml"
 
     @classmethod
@@ -56,12 +54,6 @@ class CsExportParser(FileParser):
         if "<cs-objects" in text and ("errordetail" in text or "<cs-object" in text):
             return 95
         return 0
-
-    def parse_file(self, path: Path, *, source: str, batch_records: int = 50_000) -> Iterator[FileBatch]:
-        size = path.stat().st_size
-        yield from batched(
-            self._items(path, source), table=TABLE, schema=SCHEMA, end=size, batch_records=batch_records
-        )
 
     def _items(self, path: Path, source: str) -> Iterator[dict[str, object] | Reject]:
         reader = _CsObjectReader()
