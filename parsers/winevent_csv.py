@@ -15,7 +15,7 @@ import csv
 import datetime as dt
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -96,6 +96,27 @@ class Record:
     problem: str | None = None
 
 
+def record_batches(
+    out: Batcher,
+    parser: str,
+    source: str,
+    found: Iterable[Record],
+    values_of: Callable[[Record], tuple[dict[str, Any] | None, str | None]],
+    size: int,
+) -> Iterator[FileBatch]:
+    """Each record as an events row, or a reject with its reason, in bounded batches."""
+    for record in found:
+        out.position = record.offset + 1
+        values, problem = values_of(record)
+        if values is None:
+            out.reject(parser, source, record.offset, record.line, problem or "not a record", record.text)
+        else:
+            out.row(values, source, record.offset, record.line)
+        if out.full():
+            yield out.take()
+    yield from out.last(size)
+
+
 def records(lines: Iterator[Line], *, starts: re.Pattern[str] | None) -> Iterator[Record]:
     """Group lines into records by quote balance; ``starts`` marks lines that must begin one."""
     current: list[Line] = []
@@ -167,18 +188,14 @@ class EventViewerParser(EventsParser):
                 break
             if line.text.strip():
                 out.reject(self.name, source, line.offset, line.number, "no export header", line.text)
-        for record in records(lines, starts=_RECORD_START):
-            out.position = record.offset + 1
-            values, problem = self._values(record, first_column, zone)
-            if values is None:
-                out.reject(
-                    self.name, source, record.offset, record.line, problem or "not a record", record.text
-                )
-            else:
-                out.row(values, source, record.offset, record.line)
-            if out.full():
-                yield out.take()
-        yield from out.last(path.stat().st_size)
+        yield from record_batches(
+            out,
+            self.name,
+            source,
+            records(lines, starts=_RECORD_START),
+            lambda record: self._values(record, first_column, zone),
+            path.stat().st_size,
+        )
 
     def _values(
         self, record: Record, first_column: str, zone: ZoneInfo

@@ -20,7 +20,7 @@ from parsers.base import FileBatch
 from parsers.events_rows import Batcher
 from parsers.events_schema import EventsParser, clean_message, clip
 from parsers.text import read_lines, sniff_text
-from parsers.winevent_csv import FieldsError, parse_local_time, records, split_fields, zone_of
+from parsers.winevent_csv import FieldsError, parse_local_time, record_batches, records, split_fields, zone_of
 
 TYPE_LINE = "#TYPE System.Diagnostics.Eventing.Reader.EventLogRecord"
 _HEADER = re.compile(r'^\ufeff?"Message"([,;\t|])"Id"\1')
@@ -95,18 +95,14 @@ class PowerShellCsvParser(EventsParser):
                 break
             if text.strip() and not text.startswith("#TYPE"):
                 out.reject(self.name, source, line.offset, line.number, "no CSV header", text)
-        for record in records(lines, starts=None):
-            out.position = record.offset + 1
-            values, problem = self._values(record.text, record.problem, columns, delimiter, zone)
-            if values is None:
-                out.reject(
-                    self.name, source, record.offset, record.line, problem or "not a record", record.text
-                )
-            else:
-                out.row(values, source, record.offset, record.line)
-            if out.full():
-                yield out.take()
-        yield from out.last(path.stat().st_size)
+        yield from record_batches(
+            out,
+            self.name,
+            source,
+            records(lines, starts=None),
+            lambda record: self._values(record.text, record.problem, columns, delimiter, zone),
+            path.stat().st_size,
+        )
 
     def _values(
         self, text: str, problem: str | None, columns: list[str], delimiter: str, zone: ZoneInfo
