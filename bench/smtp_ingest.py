@@ -23,6 +23,9 @@ import time
 from pathlib import Path
 
 LINES = 2_000_000
+#: Each side runs this many times, alternating; the best run of each counts (the machine may be
+#: shared, and a busy spell only ever makes a run slower). Peak memory is the worst of them.
+ROUNDS = int(os.environ.get("KNOWNFIX_BENCH_ROUNDS", "3"))
 
 HEADER = (
     "#Software: Microsoft Exchange Server\r\n"
@@ -245,9 +248,13 @@ def main() -> None:
         print(
             f"generated {lines:,} lines, {size / 1e6:.0f} MB in {time.perf_counter() - t:.1f} s: {log.name}"
         )
-        parse = _run_child("--parse", str(log))
-        ingest = _run_child("--ingest", str(log), str(Path(tmp) / "wh"))
-        duck = _run_child("--duckdb", str(log), str(Path(tmp) / "duckdb.parquet"))
+        runs: dict[str, list[dict[str, float]]] = {"parse": [], "ingest": [], "duck": []}
+        for round_no in range(ROUNDS):  # alternating, so a busy spell hurts every side alike
+            runs["parse"].append(_run_child("--parse", str(log)))
+            runs["ingest"].append(_run_child("--ingest", str(log), str(Path(tmp) / f"wh{round_no}")))
+            runs["duck"].append(_run_child("--duckdb", str(log), str(Path(tmp) / f"duckdb{round_no}.parquet")))
+        parse, ingest, duck = (min(runs[k], key=lambda r: r["seconds"]) for k in ("parse", "ingest", "duck"))
+        peak = max(r["peak_rss_mb"] for r in runs["ingest"])
     k_rate = ingest["rows"] / ingest["seconds"]
     p_rate = parse["rows"] / parse["seconds"]
     d_rate = duck["rows"] / duck["seconds"]
@@ -257,7 +264,7 @@ def main() -> None:
     )
     print(
         f"knownfix ingest     : {ingest['rows']:>10,.0f} rows + {ingest['rejects']:,.0f} rejects in "
-        f"{ingest['seconds']:6.2f} s = {k_rate:>10,.0f} rows/s  (peak RSS {ingest['peak_rss_mb']:.0f} MB, "
+        f"{ingest['seconds']:6.2f} s = {k_rate:>10,.0f} rows/s  (peak RSS {peak:.0f} MB, "
         f"{ingest['commits']:.0f} commits)"
     )
     print(
@@ -265,9 +272,9 @@ def main() -> None:
         f"  (peak RSS {duck['peak_rss_mb']:.0f} MB)"
     )
     print(
-        f"ratio knownfix/duckdb: {k_rate / d_rate:.2f} (target >= 0.5); "
+        f"ratio knownfix/duckdb: {k_rate / d_rate:.2f} (target >= 0.5; best of {ROUNDS} alternating runs each); "
         f"store share of ingest time: {1 - parse['seconds'] / ingest['seconds']:.0%}; "
-        f"peak RSS {'within' if ingest['peak_rss_mb'] < 1024 else 'OVER'} 1 GB"
+        f"peak RSS {'within' if peak < 1024 else 'OVER'} 1 GB"
     )
 
 

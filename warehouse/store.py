@@ -13,13 +13,27 @@ import re
 from pathlib import Path
 
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import (
+    ColumnProperties,
+    CommitProperties,
+    DeltaTable,
+    Transaction,
+    WriterProperties,
+    write_deltalake,
+)
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from warehouse.errors import WarehouseCorruptError, WarehouseError
 
 VERSION_COLUMN = "_version"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+#: Parquet settings for every append. Log columns are mostly distinct texts (the raw line, the
+#: SMTP data), for which dictionary encoding is work thrown away; without it the writer needs
+#: a quarter less CPU, and LZ4 keeps the files as small as Snappy would (``./dev bench smtp``).
+WRITER_PROPERTIES = WriterProperties(
+    compression="LZ4_RAW", default_column_properties=ColumnProperties(dictionary_enabled=False)
+)
 
 
 def valid_table_name(name: str) -> bool:
@@ -101,7 +115,7 @@ class Warehouse:
         version = self.next_version(name)
         stamped = rows.append_column(
             pa.field(VERSION_COLUMN, pa.int64(), nullable=False),
-            pa.array([version] * rows.num_rows, pa.int64()),
+            pa.repeat(pa.scalar(version, pa.int64()), rows.num_rows),
         )
         txns = [Transaction(app_id=k, version=v) for k, v in sorted((checkpoints or {}).items())]
         path = self.table_path(name)
@@ -112,6 +126,7 @@ class Warehouse:
             stamped,
             mode="append",
             schema_mode="merge",
+            writer_properties=WRITER_PROPERTIES,
             commit_properties=CommitProperties(app_transactions=txns) if txns else None,
         )
         if target is None:
@@ -126,4 +141,4 @@ class Warehouse:
         dt = self.table(name, refresh=True)
         if dt is None:
             raise WarehouseError(f"no table {name}")
-        return dict(dt.optimize.compact())
+        return dict(dt.optimize.compact(writer_properties=WRITER_PROPERTIES))

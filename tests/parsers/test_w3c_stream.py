@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from parsers.base import ParseResult
 from parsers.text import line_starts, lines_array
-from parsers.w3c import SmtpLogParser, W3CParser, W3CState
+from parsers.w3c import SmtpLogParser, W3CParser, W3CState, directive_lines
 from parsers.w3c_header import SMTP_FIELDS, layout_for
 from parsers.w3c_split import Lines, bulk_split, split_exact, stray_cr_mask
 from tests.conftest import SAMPLE_LOGS
@@ -221,3 +221,26 @@ def test_any_bytes_reconcile_and_never_raise(lines: list[bytes], with_header: bo
     result = parser.parse(data, source="junk.log", base_offset=0, state=parser.new_state())
     assert result.reconciles()
     assert result.records_read == len(line_starts(data))
+
+
+def test_skip_leaves_the_state_parse_leaves() -> None:
+    # the realistic samples (restarts, BOMs, IIS spaces), skipped and parsed in the same pieces
+    for path in sorted((SAMPLE_LOGS / "exchange").rglob("*")):
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        ends = [0, *(np.flatnonzero(np.frombuffer(data, np.uint8) == 10) + 1).tolist(), len(data)]
+        parser = W3CParser()
+        parsed, skipped = parser.new_state(), parser.new_state()
+        for lo, hi in itertools.pairwise(sorted({*ends[::5], len(data)})):
+            if hi > lo:
+                parser.parse(data[lo:hi], source="x", base_offset=lo, state=parsed)
+                parser.skip(data[lo:hi], state=skipped)
+                assert skipped == parsed, (path, lo)
+
+
+def test_directive_lines_finds_headers_after_a_bom_and_at_the_start() -> None:
+    data = b"#Software: A\r\nx,#y\r\n\xef\xbb\xbf#Fields: a,b\r\n #no\n#Date: 1\n#"
+    assert directive_lines(data) == [b"#Software: A", b"\xef\xbb\xbf#Fields: a,b", b"#Date: 1", b"#"]
+    assert directive_lines(b"\xef\xbb\xbf#Version: 1") == [b"\xef\xbb\xbf#Version: 1"]
+    assert directive_lines(b"a,b\n") == []
