@@ -252,7 +252,9 @@ def main() -> None:
         for round_no in range(ROUNDS):  # alternating, so a busy spell hurts every side alike
             runs["parse"].append(_run_child("--parse", str(log)))
             runs["ingest"].append(_run_child("--ingest", str(log), str(Path(tmp) / f"wh{round_no}")))
-            runs["duck"].append(_run_child("--duckdb", str(log), str(Path(tmp) / f"duckdb{round_no}.parquet")))
+            runs["duck"].append(
+                _run_child("--duckdb", str(log), str(Path(tmp) / f"duckdb{round_no}.parquet"))
+            )
         parse, ingest, duck = (min(runs[k], key=lambda r: r["seconds"]) for k in ("parse", "ingest", "duck"))
         peak = max(r["peak_rss_mb"] for r in runs["ingest"])
     k_rate = ingest["rows"] / ingest["seconds"]

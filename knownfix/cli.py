@@ -42,7 +42,6 @@ app = typer.Typer(
 err = Console(stderr=True)
 
 
-
 def ingest_with_progress(ctx: Context, paths: list[Path], *, quiet: bool = False) -> IngestStats:
     """Backfill ``paths`` under the writer lock, with a progress bar on a terminal."""
     for p in paths:

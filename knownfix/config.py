@@ -38,6 +38,7 @@ class Config(BaseModel):
     def _known_zone(cls, value: str) -> str:
         check_timezone(value)
         return value
+
     #: Extra rule files or folders, loaded after the bundled library.
     rules: list[Path] = Field(default_factory=list)
     #: Sections owned by the tailer and the ticket sinks; validated by their own models.
@@ -52,7 +53,9 @@ def check_timezone(name: str) -> str:
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r}; use an IANA name such as Europe/Berlin or UTC") from None
+        raise ValueError(
+            f"unknown time zone {name!r}; use an IANA name such as Europe/Berlin or UTC"
+        ) from None
     return name
 
 
@@ -113,7 +116,9 @@ def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
     for part in loc:
         if isinstance(part, int):
             continue
-        by_tag = [m for m in candidates if m.model_fields.get("type") and m.model_fields["type"].default == part]
+        by_tag = [
+            m for m in candidates if m.model_fields.get("type") and m.model_fields["type"].default == part
+        ]
         if by_tag:  # a discriminated union: pydantic puts the tag in the path
             candidates = by_tag
             continue

@@ -48,7 +48,7 @@ def run_demo(ctx: Context, path: Path) -> None:
         console.print(f"{len(tickets)} ticket files in {folder}, e.g. {tickets[0] if tickets else '-'}")
     console.print(
         '\nnext: knownfix query "select remote_endpoint, tls_error, count(*) from smtp '
-        "where tls_error is not null group by all\"",
+        'where tls_error is not null group by all"',
         markup=False,
         highlight=False,
     )

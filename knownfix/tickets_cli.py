@@ -24,7 +24,6 @@ err = Console(stderr=True)
 out = Console(highlight=False, soft_wrap=True)
 
 
-
 def make_dispatcher(ctx: Context, clock: Clock | None = None) -> Dispatcher:
     """The dispatcher of the configured sinks (the folder sink when none); for ``tail`` too."""
     with ticket_errors():

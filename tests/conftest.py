@@ -22,5 +22,7 @@ def warehouse(tmp_path: Path) -> Warehouse:
 @pytest.fixture
 def shared_samples() -> Path:
     if not SHARED_SAMPLES.is_dir():
-        pytest.fail(f"the public samples are expected at {SHARED_SAMPLES} (../shared/samples beside the project)")
+        pytest.fail(
+            f"the public samples are expected at {SHARED_SAMPLES} (../shared/samples beside the project)"
+        )
     return SHARED_SAMPLES

@@ -22,7 +22,9 @@ def cases(draw: st.DrawFn) -> tuple[bytes, int, int | None, bool, int]:
 
 @settings(max_examples=400, deadline=None)
 @given(cases())
-def test_chunks_cover_exactly_the_range_in_whole_lines(case: tuple[bytes, int, int | None, bool, int]) -> None:
+def test_chunks_cover_exactly_the_range_in_whole_lines(
+    case: tuple[bytes, int, int | None, bool, int],
+) -> None:
     data, start, limit, final, chunk_bytes = case
     chunks = list(read_chunks(io.BytesIO(data), start, limit=limit, chunk_bytes=chunk_bytes, final=final))
     expected = data[start : len(data) if limit is None else limit]

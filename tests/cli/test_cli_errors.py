@@ -148,6 +148,8 @@ def test_timezone_flag_sets_the_zone_of_local_time_exports(tmp_path: Path) -> No
 
 def test_unknown_nested_config_keys_list_the_keys_valid_there(tmp_path: Path) -> None:
     (tmp_path / "knownfix.yaml").write_text("tail:\n  commit_intervall: 3\n")
-    assert_one_line_error(knownfix("tables", cwd=tmp_path), "unknown key 'tail.commit_intervall'", "commit_interval")
+    assert_one_line_error(
+        knownfix("tables", cwd=tmp_path), "unknown key 'tail.commit_intervall'", "commit_interval"
+    )
     (tmp_path / "knownfix.yaml").write_text("sinks:\n  - type: jira\n    urll: x\n")
     assert_one_line_error(knownfix("tables", cwd=tmp_path), "'urll'", "url, deployment")
