@@ -1,20 +1,19 @@
 """Incremental evaluation: the rows committed since the last run, all rules of a table in one scan.
 
-The watermark of table T is the Delta app transaction ``rules:T`` on the ``hits`` table; it is
-written in the same commit as the hits it produced, so a crash never loses or repeats a hit.
-Thresholds and correlations look back at already-evaluated rows inside their window (the
-warehouse keeps every row), so windows carry across batches without any state of our own.
+The watermark of table T is written in the same commit as the hits it produced (``watermark``),
+so a crash never loses or repeats a hit. Thresholds and correlations look back at
+already-evaluated rows inside their window (the warehouse keeps every row), so windows carry
+across batches without any state of our own. A hit's id hashes the rows it covers
+(``hit_rows``), so re-evaluating the same rows gives no new hits.
 
-A hit covers the rows of one group key in one table version (a version pair for correlations);
-its id hashes exactly that, so re-evaluating the same rows gives the same ids and ids already
-in ``hits`` are skipped: no new hits.
+The pieces: ``applicable`` picks the rules a table's stored columns allow, ``snapshots`` fixes
+the table version a run reads and the files it opens, ``scan`` writes the SQL, ``history``
+keeps window rows between runs; this module runs them in order over each table.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,23 +22,24 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rules import scan
-from rules.compiler import compile_condition, group_filter, prefilter, pretty
+from rules import applicable, scan
+from rules.compiler import prefilter
 from rules.errors import RuleEvalError
 from rules.history import History, Kept
+from rules.hit_rows import HitRows, hit_id
 from rules.loader import RuleSet
-from rules.model import Rule, field_tests
-from rules.schema import TableSchema, UnknownFieldError
-from warehouse.hits import HITS_SCHEMA, HITS_TABLE
+from rules.model import Rule
+from rules.schema import TableSchema
+from rules.snapshots import TableSnapshots
+from rules.watermark import HitsWriter, watermark, watermark_app_id
 from warehouse.macros import MACROS
 from warehouse.store import Warehouse
 
+#: ``hit_id`` and ``watermark_app_id`` live in their own modules; other code imports them from here.
+__all__ = ["Evaluator", "TableRun", "hit_id", "watermark_app_id"]
+
 #: Names under which a run registers the files it reads (new rows, window history, pair sides).
 _DATASETS = ("__new", "__hist", "__seed", "__a", "__b")
-
-
-def watermark_app_id(table: str) -> str:
-    return f"rules:{table}"
 
 
 @dataclass
@@ -55,14 +55,6 @@ class TableRun:
     #: Hits another table's run may have stored already (a pair across two tables is found from
     #: either side). Every other hit names a version above the watermark: no run has seen it.
     may_repeat: set[str] = field(default_factory=set)
-
-
-def _resolves(schema: TableSchema, name: str) -> bool:
-    try:
-        schema.resolve(name)
-    except UnknownFieldError:
-        return False
-    return True
 
 
 def _arrow(con: duckdb.DuckDBPyConnection, query: str, params: list[Any]) -> pa.Table:
@@ -89,11 +81,6 @@ def _span(
     return (bounds["min"], bounds["max"])
 
 
-def hit_id(rule_id: str, group_key: str, parts: Sequence[object]) -> str:
-    text = "\x1f".join([rule_id, group_key, *(str(p) for p in parts)])
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
 class Evaluator:
     """Evaluates a rule set over a warehouse; one instance per process is enough."""
 
@@ -103,16 +90,12 @@ class Evaluator:
         self.wh = Warehouse(wh.root)
         self.rules = rules
         self.schemas: dict[str, TableSchema] = {}
-        self._queries: dict[tuple[str, str], str] = {}
-        self._fixes: dict[str, tuple[str, str]] = {}
-        self._snapshots: dict[str, tuple[int, scan.Snapshot, TableSchema]] = {}
+        self.snapshots = TableSnapshots(self.wh)
+        self.hit_rows = HitRows()
+        self.hits_writer = HitsWriter(self.wh, compact_every=compact_hits_every)
         self._con: duckdb.DuckDBPyConnection | None = None
         self.history = History()
         self._fresh: dict[str, pa.Table] = {}  # this run's matching rows per threshold rule
-        #: Every run appends to ``hits`` (its watermark at least): merge the small files now and
-        #: then, or weeks of tailing leave a table of tens of thousands of files.
-        self.compact_hits_every = compact_hits_every
-        self._hits_writes = 0
 
     def evaluate(
         self,
@@ -128,10 +111,12 @@ class Evaluator:
         ``rescan`` ignores the watermark (hits already stored are still not repeated);
         ``source_files`` and ``only`` (rule ids) narrow a run, e.g. to one rule's example.
         """
-        wanted = set(self.rules.tables()) | {self._partner(r).table for r in self._correlated()}
+        wanted = set(self.rules.tables()) | {
+            self._partner(r).table for r in applicable.correlated(self.rules)
+        }
         names = sorted(wanted if tables is None else wanted & set(tables))
         runs = []
-        self.schemas = self._warehouse_schemas(wanted)
+        self.schemas = self.snapshots.refresh(wanted)
         for name in names:
             if name in self.schemas:
                 run = self._evaluate_table(name, write=write, rescan=rescan, scope=source_files, only=only)
@@ -141,47 +126,11 @@ class Evaluator:
 
     # --- one table ------------------------------------------------------------------------
 
-    def _warehouse_schemas(self, names: Iterable[str]) -> dict[str, TableSchema]:
-        """Each table's columns as stored (a header-driven table has the columns its logs gave).
-
-        The snapshot of each table version (its file list) is kept, so repeated runs over an
-        unchanged table (``rules test``: one run per example) do not read the Delta log again.
-        """
-        found = {}
-        for name in sorted(names):
-            delta = self.wh.table(name, refresh=True) if self.wh.has_table(name) else None
-            if delta is None:
-                continue
-            cached = self._snapshots.get(name)
-            if cached is None or cached[0] != delta.version():
-                snap = scan.Snapshot.of(delta, self.wh.table_path(name))
-                cached = self._snapshots[name] = (snap.version, snap, TableSchema(name, snap.schema))
-            found[name] = cached[2]
-        return found
-
     def _applies(self, rule: Rule) -> bool:
-        """Whether every field the rule names exists in its table (and its partner's) as stored."""
-        schema = self.schemas.get(rule.table)
-        if schema is None:
-            return False
-        names = [t.field for t in field_tests(rule.match)] + list(rule.group_by)
-        if rule.threshold and rule.threshold.distinct:
-            names.append(rule.threshold.distinct)
-        if rule.correlate is not None:
-            partner = self._partner(rule)
-            if not self._applies(partner):
-                return False
-            names.extend(rule.correlate.on)
-            if not all(_resolves(self.schemas[partner.table], n) for n in rule.correlate.on):
-                return False
-        return all(_resolves(schema, n) for n in names)
-
-    def _correlated(self) -> list[Rule]:
-        return [r for r in self.rules.active if r.correlate is not None]
+        return applicable.applies(rule, self.rules, self.schemas)
 
     def _partner(self, rule: Rule) -> Rule:
-        assert rule.correlate is not None
-        return self.rules.get(rule.correlate.followed_by)
+        return applicable.partner(self.rules, rule)
 
     def _evaluate_table(
         self,
@@ -192,19 +141,18 @@ class Evaluator:
         scope: Sequence[str] | None,
         only: Sequence[str] | None,
     ) -> TableRun | None:
-        snapshot = self._snapshots.get(table)
-        if snapshot is None:
-            return None
         # The version evaluated is the one of the snapshot the scan reads, never a newer one that
         # a concurrent commit made since: otherwise the watermark would pass rows never scanned.
-        current = snapshot[0]
-        after = None if rescan else self.wh.checkpoint(HITS_TABLE, watermark_app_id(table))
+        current = self.snapshots.version(table)
+        if current is None:
+            return None
+        after = None if rescan else watermark(self.wh, table)
         if after is not None and after >= current:
             return None
         own = [r for r in self.rules.for_table(table) if (only is None or r.id in only) and self._applies(r)]
         completing = [
             r
-            for r in self._correlated()
+            for r in applicable.correlated(self.rules)
             if self._partner(r).table == table and (only is None or r.id in only) and self._applies(r)
         ]
         run = TableRun(table, after, current)
@@ -236,21 +184,6 @@ class Evaluator:
                 con.execute(macro)
         return con
 
-    def _files(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        alias: str,
-        table: str,
-        *,
-        versions: tuple[int | None, int | None] = (None, None),
-        span: tuple[Any, Any] = (None, None),
-    ) -> str:
-        """Register as ``alias`` the files of ``table``'s snapshot that may hold the rows wanted."""
-        snap = self._snapshots[table][1]
-        dataset = snap.dataset(versions=versions, time=(self.schemas[table].time_column, *span))
-        con.register(alias, dataset)
-        return alias
-
     def _scan(
         self,
         con: duckdb.DuckDBPyConnection,
@@ -265,7 +198,7 @@ class Evaluator:
         conditions = [r.match for r in scanned]
         where = scan.scope_filter(scope)
         low = -1 if run.after_version is None else run.after_version
-        fresh = self._files(con, "__new", run.table, versions=(run.after_version, None))
+        fresh = self.snapshots.register(con, "__new", run.table, versions=(run.after_version, None))
         first = scan.stage1(fresh, scan.needed_columns(schema, scanned), prefilter(conditions, schema), where)
         m = _arrow(con, scan.stage2(first, conditions, schema), [low, run.to_version])
         run.candidates = m.num_rows
@@ -285,7 +218,7 @@ class Evaluator:
             else:
                 shape = scan.Shape(schema, tuple(rule.group_by))
                 rows = con.sql(scan.plain(shape, flag[rule.id])).to_arrow_table().to_pylist()
-                run.hits.extend(self._hit(rule, schema, row, [run.table, row["__v"]]) for row in rows)
+                run.hits.extend(self.hit_rows.hit(rule, schema, row, [run.table, row["__v"]]) for row in rows)
         for rule in {r.id: r for r in own + completing if r.correlate is not None}.values():
             partner = self._partner(rule)
             flag_a = flag.get(rule.id) if rule.table == run.table else None
@@ -313,7 +246,7 @@ class Evaluator:
             start = span[0] - dt.timedelta(seconds=t.window)
             kept = self.history.covering(rule.id, run.after_version, start) if where == "TRUE" else None
             if kept is None:  # read from the files; from now on this process keeps the rows
-                seed = self._files(
+                seed = self.snapshots.register(
                     con, "__seed", run.table, versions=(None, run.after_version), span=(start, None)
                 )
                 sql = scan.history_rows(seed, scan.window_columns(schema, rule), rule.match, schema)
@@ -325,7 +258,7 @@ class Evaluator:
             params = [run.after_version, start, span[1]]
         query = scan.threshold(shape, flag, history, t.count, t.window)
         rows = _arrow(con, query, params).to_pylist()
-        return [self._hit(rule, schema, row, [run.table, row["__v"]]) for row in rows]
+        return [self.hit_rows.hit(rule, schema, row, [run.table, row["__v"]]) for row in rows]
 
     def _keep(self, rule: Rule, schema: TableSchema, run: TableRun, m: pa.Table, flag: str) -> None:
         """This run's matching rows of a threshold rule, and the history they extend."""
@@ -360,8 +293,8 @@ class Evaluator:
         low, high = span[0] - gap, span[1] + gap
         where = scan.scope_filter(scope)
         on = tuple(rule.correlate.on)
-        a_from = self._files(con, "__a", rule.table, span=(low, high))
-        b_from = self._files(con, "__b", partner.table, span=(low, high))
+        a_from = self.snapshots.register(con, "__a", rule.table, span=(low, high))
+        b_from = self.snapshots.register(con, "__b", partner.table, span=(low, high))
         a_sql = scan.side(a_from, rule.match, scan.Shape(a_schema, tuple(rule.group_by), None, on), where)
         b_sql = scan.side(b_from, partner.match, scan.Shape(b_schema, (), None, on), where)
         after = -1 if run.after_version is None else run.after_version
@@ -376,74 +309,15 @@ class Evaluator:
             order = sorted(row["sa"], key=lambda s: (s["source_file"], s["source_offset"]))
             after_rows = sorted(row["sb"], key=lambda s: (s["source_file"], s["source_offset"]))
             row["samples"] = order[:3] + after_rows[: scan.MAX_SAMPLES - min(3, len(order))]
-            hits.append(self._hit(rule, a_schema, row, [rule.table, row["__v"], partner.table, row["__vb"]]))
+            hits.append(
+                self.hit_rows.hit(rule, a_schema, row, [rule.table, row["__v"], partner.table, row["__vb"]])
+            )
         if partner.table != rule.table:
             run.may_repeat.update(h["hit_id"] for h in hits)
         return hits
 
-    # --- hits -----------------------------------------------------------------------------
-
-    def _hit(
-        self, rule: Rule, schema: TableSchema, row: dict[str, Any], parts: Sequence[object]
-    ) -> dict[str, Any]:
-        values = {name: row.get(f"__g{i}") for i, name in enumerate(rule.group_by)}
-        group_key = "; ".join(f"{k}={'' if v is None else v}" for k, v in values.items())
-        dedup_fields = rule.dedup_by if rule.dedup_by is not None else rule.group_by
-        dedup = "; ".join(f"{k}={'' if values[k] is None else values[k]}" for k in dedup_fields)
-        fix = self._fixes.get(rule.id)
-        if fix is None and rule.fix is not None:
-            fix = self._fixes[rule.id] = (
-                rule.fix.summary,
-                json.dumps(rule.fix.model_dump(mode="json"), ensure_ascii=False),
-            )
-        return {
-            "hit_id": hit_id(rule.id, group_key, parts),
-            "rule_id": rule.id,
-            "rule_title": rule.title,
-            "severity": str(rule.severity),
-            "kind": rule.kind,
-            "table_name": rule.table,
-            "group_key": group_key,
-            "dedup_key": f"{rule.id}|{dedup}",
-            "first_seen": row.get("first_seen"),
-            "last_seen": row.get("last_seen"),
-            "count": int(row["n"]),
-            "samples": row["samples"],
-            "fix_summary": fix[0] if fix else None,
-            "fix_json": fix[1] if fix else None,
-            "references": list(rule.references),
-            "query": self._query(rule, schema, values),
-            "detected_at": dt.datetime.now(dt.UTC),
-        }
-
-    def _query(self, rule: Rule, schema: TableSchema, values: dict[str, Any]) -> str:
-        """The SQL that lists the hit's rows: the rule's test (rendered once per rule), narrowed to the group."""
-        key = (rule.id, schema.name)
-        where = self._queries.get(key)
-        if where is None:
-            where = self._queries[key] = pretty(compile_condition(rule.match, schema))
-        narrowing = group_filter(values, schema)
-        lines = [f"SELECT * FROM {scan.q(rule.table)}", f"WHERE ({where})" if narrowing else f"WHERE {where}"]
-        if narrowing:
-            lines.append(f"  AND {narrowing}")
-        if schema.time_column:
-            lines.append(f"ORDER BY {scan.q(schema.time_column)}")
-        return "\n".join(lines)
-
     def _write(self, run: TableRun) -> None:
         """Append new hits and the watermark in one commit (the watermark even with no hits)."""
-        rows = pa.Table.from_pylist(run.hits, schema=HITS_SCHEMA) if run.hits else HITS_SCHEMA.empty_table()
-        existing = self.wh.table(HITS_TABLE, refresh=True)
+        # Only a run from the start, or a pair found from its other table, may find a stored hit.
         check = [h["hit_id"] for h in run.hits if run.after_version is None or h["hit_id"] in run.may_repeat]
-        if existing is not None and check:
-            stored = scan.Snapshot.of(existing, self.wh.table_path(HITS_TABLE)).dataset()
-            seen = stored.to_table(
-                columns=["hit_id"], filter=pc.field("hit_id").isin(pa.array(check, pa.string()))
-            )
-            if seen.num_rows:
-                rows = rows.filter(pc.invert(pc.is_in(rows["hit_id"], value_set=seen["hit_id"])))
-        run.written = rows.num_rows
-        self.wh.append(HITS_TABLE, rows, {watermark_app_id(run.table): run.to_version})
-        self._hits_writes += 1
-        if self.compact_hits_every and self._hits_writes % self.compact_hits_every == 0:
-            self.wh.compact(HITS_TABLE)  # keeps rows, `_version` values and watermarks as they are
+        run.written = self.hits_writer.write(run.table, run.to_version, run.hits, check)

@@ -8,17 +8,9 @@ from ``compiler`` (a syntax tree rendered by sqlglot); numbers are validated int
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-from urllib.parse import unquote
+from dataclasses import dataclass
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
-from deltalake import DeltaTable
 from sqlglot import exp
 
 from rules.compiler import compile_condition, value_expr
@@ -28,8 +20,6 @@ from warehouse.store import VERSION_COLUMN
 
 SAMPLE_CHARS = 2000
 MAX_SAMPLES = 5
-#: Delta statistics keep timestamps to the millisecond: a file's true max may lie this far above.
-STATS_SLACK = dt.timedelta(milliseconds=1)
 
 
 def q(name: str) -> str:
@@ -79,71 +69,6 @@ def history_rows(table: str, columns: Sequence[str], cond: Condition, schema: Ta
         f"SELECT {', '.join(q(c) for c in columns)} FROM {q(table)} "
         f"WHERE {q(VERSION_COLUMN)} <= ? AND {ts} >= ? AND {sql(compile_condition(cond, schema))}"
     )
-
-
-@dataclass
-class Snapshot:
-    """One version of a table and its data files with their Delta statistics.
-
-    Tailing makes a file per commit, so a query reads only the files whose statistics say they
-    may hold its rows (``_version`` and time ranges); the SQL still filters every row, so the
-    pruning only drops files that provably hold none. Files without statistics are always read.
-    """
-
-    delta: DeltaTable
-    root: Path
-    version: int
-    schema: pa.Schema
-    files: pa.Table | None  # add actions (path, min/max stats); None: read through deltalake
-    _whole: ds.Dataset | None = field(default=None, repr=False)
-
-    @classmethod
-    def of(cls, delta: DeltaTable, root: Path) -> Snapshot:
-        schema = pa.schema(delta.schema().to_arrow())
-        protocol = delta.protocol()
-        plain = not protocol.reader_features and not delta.metadata().partition_columns
-        files = pa.table(delta.get_add_actions(flatten=True)) if plain else None
-        return cls(delta, root, delta.version(), schema, files)
-
-    def dataset(
-        self,
-        *,
-        versions: tuple[int | None, int | None] = (None, None),
-        time: tuple[str | None, Any, Any] = (None, None, None),
-    ) -> ds.Dataset:
-        """The files that may hold rows with ``_version`` in ``(low, high]`` and time in ``[t0, t1]``."""
-        if self.files is None:
-            if self._whole is None:
-                self._whole = self.delta.to_pyarrow_dataset()
-            return self._whole
-        keep = pa.array([True] * self.files.num_rows, pa.bool_())
-        low, high = versions
-        if low is not None:
-            keep = pc.and_(keep, self._may(f"max.{VERSION_COLUMN}", pc.greater, low))
-        if high is not None:
-            keep = pc.and_(keep, self._may(f"min.{VERSION_COLUMN}", pc.less_equal, high))
-        column, t0, t1 = time
-        if column is not None and t0 is not None:
-            keep = pc.and_(keep, self._may(f"max.{column}", pc.greater_equal, t0 - STATS_SLACK))
-        if column is not None and t1 is not None:
-            keep = pc.and_(keep, self._may(f"min.{column}", pc.less_equal, t1 + STATS_SLACK))
-        paths = [str(self.root / unquote(p)) for p in self.files.filter(keep).column("path").to_pylist()]
-        fmt = ds.ParquetFileFormat(
-            default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=True)
-        )
-        return ds.dataset(paths, schema=self.schema, format=fmt)
-
-    def _may(self, stat: str, op: Any, value: Any) -> pa.Array:
-        """Per file: whether the statistic allows a match (a missing statistic always does)."""
-        assert self.files is not None
-        if stat not in self.files.column_names:
-            return pa.array([True] * self.files.num_rows, pa.bool_())
-        values = self.files.column(stat)
-        try:
-            bound = pa.scalar(value, values.type)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
-            return pa.array([True] * self.files.num_rows, pa.bool_())
-        return pc.fill_null(op(values, bound), True)
 
 
 @dataclass(frozen=True)
