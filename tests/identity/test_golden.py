@@ -9,16 +9,13 @@ Set ``KNOWNFIX_REGEN=1`` to rewrite the expected files after a deliberate change
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import os
 from pathlib import Path
 
 import pytest
 
-from parsers.base import FileParser, ParseResult
-from parsers.registry import SNIFF_BYTES, detect
+from tests import golden_files
 from tests.conftest import ROOT
+from tests.golden_files import parse_file
 
 GOLDEN = ROOT / "tests" / "golden" / "identity"
 INPUTS = sorted(p for p in GOLDEN.iterdir() if p.suffix != ".jsonl")
@@ -41,61 +38,34 @@ EXPECTED_FORMAT = {
 }
 
 
-def _plain(value: object) -> object:
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    return value
-
-
-def parse(path: Path, batch_records: int = 50_000) -> tuple[str, list[dict[str, object]], list[ParseResult]]:
-    parser_cls = detect(path.read_bytes()[:SNIFF_BYTES], path)
-    assert parser_cls is not None
-    parser = parser_cls()
-    assert isinstance(parser, FileParser)
-    lines: list[dict[str, object]] = []
-    results = []
-    for batch in parser.parse_file(path, source=path.name, batch_records=batch_records):
-        results.append(batch.result)
-        for table, rows in sorted(batch.result.tables.items()):
-            lines.extend({"table": table, **{k: _plain(v) for k, v in r.items()}} for r in rows.to_pylist())
-        lines.extend({"reject": r["reason"], **r} for r in batch.result.rejects.to_pylist())
-    lines.sort(key=lambda x: (int(str(x["source_offset"])), "reject" in x))  # file order
-    return parser.name, lines, results
-
-
 @pytest.mark.parametrize("path", INPUTS, ids=lambda p: p.name)
 def test_golden(path: Path) -> None:
-    name, lines, results = parse(path)
-    assert name == EXPECTED_FORMAT[path.name]
-    assert all(r.reconciles() for r in results), "records read != rows + rejects"
-    expected_file = path.with_suffix(path.suffix + ".jsonl")
-    if os.environ.get("KNOWNFIX_REGEN"):
-        expected_file.write_text(
-            "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines), encoding="utf-8"
-        )
-    expected = [json.loads(x) for x in expected_file.read_text(encoding="utf-8").splitlines()]
-    assert lines == expected
+    parsed = parse_file(path)
+    assert parsed.name == EXPECTED_FORMAT[path.name]
+    assert all(r.reconciles() for r in parsed.results), "records read != rows + rejects"
+    expected = golden_files.expected(path.with_suffix(path.suffix + ".jsonl"), parsed.lines)
+    assert parsed.lines == expected
 
 
 @pytest.mark.parametrize("path", INPUTS, ids=lambda p: p.name)
 def test_small_batches_give_the_same_rows(path: Path) -> None:
     """Batches of one record: same rows, strictly growing positions, every batch reconciles."""
-    _, whole, _ = parse(path)
-    _, small, results = parse(path, batch_records=1)
-    assert small == whole
-    assert all(r.reconciles() for r in results)
+    whole = parse_file(path).lines
+    small = parse_file(path, batch_records=1)
+    assert small.lines == whole
+    assert all(r.reconciles() for r in small.results)
 
 
 def test_seed_texts_are_split() -> None:
     """The seed's sentence gives attribute and value; the wizard's error keeps its whole text."""
-    _, rows, _ = parse(GOLDEN / "identity_sync_error_report.eml")
+    rows = parse_file(GOLDEN / "identity_sync_error_report.eml").lines
     seed = next(r for r in rows if r.get("upn") == "john.smith@contoso.com")
     assert (seed["error_type"], seed["attribute"], seed["conflicting_value"]) == (
         "AttributeValueMustBeUnique",
         "ProxyAddresses",
         "smtp:john@contoso.com",
     )
-    _, hcw, _ = parse(GOLDEN / "20160719_121301.log")
+    hcw = parse_file(GOLDEN / "20160719_121301.log").lines
     failed = next(r for r in hcw if r.get("level") == "ERROR")
     assert failed["subtask"] == "Configure Mail Flow"
     assert failed["cmdlet"] == "Set-OnPremisesOrganization"
@@ -112,7 +82,7 @@ def test_offsets_point_at_the_record_in_utf16_and_utf8() -> None:
         ("ad_users.csv", "utf-8", '"'),
     ):
         data = (GOLDEN / name).read_bytes()
-        _, lines, _ = parse(GOLDEN / name)
+        lines = parse_file(GOLDEN / name).lines
         for line in lines:
             offset = int(str(line["source_offset"]))
             text = data[offset : offset + 200].decode(encoding, errors="ignore")

@@ -10,17 +10,15 @@ after a deliberate change, then review the diff.
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
-import json
-import os
 from pathlib import Path
 
 import pytest
 
 from parsers.base import ParseResult, StreamParser
-from parsers.registry import SNIFF_BYTES, detect
+from tests import golden_files
 from tests.conftest import ROOT
+from tests.golden_files import detected, table_rows
 
 GOLDEN = ROOT / "tests" / "golden" / "w3c"
 INPUTS = sorted(GOLDEN.glob("*.log"))
@@ -37,16 +35,11 @@ EXPECTED_FORMAT = {
 }
 
 
-def _plain(value: object) -> object:
-    return value.isoformat() if isinstance(value, dt.datetime) else value
-
-
 def records(results: list[ParseResult]) -> list[dict[str, object]]:
-    """Rows of every table and the rejects, in file order, as JSON-able dicts."""
+    """Rows of every table and the rejects (as table ``rejects``), in file order, as JSON-able dicts."""
     out: list[dict[str, object]] = []
     for result in results:
-        for table, rows in sorted(result.tables.items()):
-            out.extend({"table": table, **{k: _plain(v) for k, v in r.items()}} for r in rows.to_pylist())
+        out.extend(table_rows(result))
         out.extend({"table": "rejects", **r} for r in result.rejects.to_pylist())
     out.sort(key=lambda r: int(str(r["source_offset"])))
     return out
@@ -59,9 +52,7 @@ def _set(record: dict[str, object]) -> dict[str, object]:
 def parse_in_pieces(path: Path, cuts: list[int]) -> tuple[str, list[ParseResult]]:
     """Parse ``path`` as a tailer would: pieces of complete lines ending at the given line counts."""
     data = path.read_bytes()
-    parser_cls = detect(data[:SNIFF_BYTES], path)
-    assert parser_cls is not None
-    parser = parser_cls()
+    parser = detected(path)
     assert isinstance(parser, StreamParser)
     state = parser.new_state()
     ends = [i + 1 for i, b in enumerate(data) if b == 0x0A]
@@ -80,12 +71,7 @@ def test_golden(path: Path) -> None:
     assert all(r.reconciles() for r in results), "lines read != rows + rejects"
     got = records(results)
     assert len(got) == path.read_bytes().count(b"\n") + (0 if path.read_bytes().endswith(b"\n") else 1)
-    expected_file = path.with_suffix(".jsonl")
-    if os.environ.get("KNOWNFIX_REGEN"):
-        expected_file.write_text(
-            "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in got), encoding="utf-8"
-        )
-    expected = [json.loads(x) for x in expected_file.read_text(encoding="utf-8").splitlines()]
+    expected = golden_files.expected(path.with_suffix(".jsonl"), got)
     assert got == expected
 
 
