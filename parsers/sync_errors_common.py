@@ -290,6 +290,7 @@ def batched(
     rows: list[dict[str, object]] = []
     rejects: list[Reject] = []
     last = -1
+    handed = 0  # position of the last batch handed out
     for item in items:
         if isinstance(item, Reject):
             rejects.append(item)
@@ -298,9 +299,12 @@ def batched(
             rows.append(item)
             last = max(last, int(item["source_offset"]))  # type: ignore[call-overload]
         if len(rows) + len(rejects) >= batch_records:
-            yield _batch(rows, rejects, table, schema, last + 1)
+            handed = last + 1
+            yield _batch(rows, rejects, table, schema, handed)
             rows, rejects = [], []
-    yield _batch(rows, rejects, table, schema, max(end, last + 1, 1))
+    final = max(end, last + 1, 1)
+    if rows or rejects or final > handed:  # an empty batch at the same position adds nothing
+        yield _batch(rows, rejects, table, schema, final)
 
 
 class RecordFileParser(FileParser):

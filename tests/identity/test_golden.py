@@ -54,6 +54,7 @@ def test_small_batches_give_the_same_rows(path: Path) -> None:
     small = parse_file(path, batch_records=1)
     assert small.lines == whole
     assert all(r.reconciles() for r in small.results)
+    assert all(a < b for a, b in zip(small.positions, small.positions[1:], strict=False))
 
 
 def test_seed_texts_are_split() -> None:
