@@ -28,7 +28,6 @@ from typing import ClassVar
 from parsers.base import Reject
 from parsers.sync_errors_common import (
     RecordFileParser,
-    guid_to_immutable_id,
     immutable_id_to_guid,
     normalise_attribute,
     normalise_error_type,
@@ -158,7 +157,7 @@ class SyncErrorMailParser(RecordFileParser):
             "conflicting_value": named.get("value") or value,
             "dn": None,
             "upn": identity if identity and "@" in identity else None,
-            "source_anchor": anchor or guid_to_immutable_id(guid),
+            "source_anchor": anchor or None,
             "object_guid": guid,
             "object_id": normalise_guid(object_id),
             "error_text": text,
