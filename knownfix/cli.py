@@ -2,34 +2,30 @@
 
 Library code raises ``KnownfixError`` / ``WarehouseError``; ``main`` turns them into one line on
 stderr and an exit code, never a traceback.
+
+Building the app imports only typer, rich and the cheap ``knownfix`` modules: ``--help`` and
+argument errors answer at once, and each command imports the parsers, Arrow, DuckDB or Delta
+Lake it needs when it runs (tests/cli/test_startup.py keeps it so).
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
-from ingest.backfill import IngestStats, ingest_paths, walk
 from knownfix import output
-from knownfix.config import check_timezone
 from knownfix.context import Context, open_context
 from knownfix.errors import ConfigError, KnownfixError
 from knownfix.options import ConfigOpt, FormatOpt, WarehouseOpt
 from warehouse.errors import WarehouseError
 from warehouse.lock import WriterLock
-from warehouse.query import run
+
+if TYPE_CHECKING:
+    from ingest.backfill import IngestStats
 
 app = typer.Typer(
     name="knownfix",
@@ -44,6 +40,8 @@ err = Console(stderr=True)
 
 def ingest_with_progress(ctx: Context, paths: list[Path], *, quiet: bool = False) -> IngestStats:
     """Backfill ``paths`` under the writer lock, with a progress bar on a terminal."""
+    from ingest.backfill import ingest_paths, walk
+
     for p in paths:
         if not p.exists():
             raise KnownfixError(f"path {p} does not exist; give a log file or a folder of logs")
@@ -52,6 +50,15 @@ def ingest_with_progress(ctx: Context, paths: list[Path], *, quiet: bool = False
     with WriterLock(ctx.warehouse.root):
         if quiet or not err.is_terminal:
             return ingest_paths(ctx.warehouse, paths, after_commit=hook, options=ctx.parse_options())
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
         columns = (
             TextColumn("ingesting"),
             BarColumn(),
@@ -97,6 +104,8 @@ def ingest(
     ] = None,
 ) -> None:
     """Read log files once into the warehouse (re-running adds only what is new)."""
+    from knownfix.config import check_timezone
+
     ctx = open_context(warehouse, config)
     if timezone is not None:
         try:
@@ -120,6 +129,8 @@ def query(
     ] = None,
 ) -> None:
     """Ask the warehouse a SQL question; works while another knownfix process is writing."""
+    from warehouse.query import run
+
     ctx = open_context(warehouse, config)
     output.emit(run(ctx.warehouse, sql), fmt, out)
 
@@ -141,6 +152,8 @@ def rejects(
     limit: Annotated[int, typer.Option(help="Show at most this many.")] = 50,
 ) -> None:
     """What could not be parsed, with file, line, offset and reason."""
+    from warehouse.query import run
+
     ctx = open_context(warehouse, config)
     if "rejects" not in ctx.warehouse.table_names():
         err.print("no rejects: every line read so far became a row")

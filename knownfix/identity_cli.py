@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -17,7 +15,9 @@ from knownfix import output
 from knownfix.context import open_context
 from knownfix.errors import KnownfixError
 from knownfix.options import ConfigOpt, WarehouseOpt
-from warehouse.identity import SECTIONS, ReconcileOptions, ReconcileReport, reconcile, sync_error_events
+
+if TYPE_CHECKING:
+    from warehouse.identity import ReconcileReport
 
 identity_app = typer.Typer(
     name="identity",
@@ -83,6 +83,8 @@ def reconcile_command(
     config: ConfigOpt = None,
 ) -> None:
     """AD users not in Azure AD, Azure AD users not in AD, sync errors, scope, UPN/SMTP collisions."""
+    from warehouse.identity import ReconcileOptions, reconcile
+
     ctx = open_context(warehouse, config)
     options = ReconcileOptions(tuple(scope_ou or ()), ad_source, aad_source)
     report = reconcile(ctx.warehouse, options)
@@ -106,6 +108,8 @@ def events_command(
     config: ConfigOpt = None,
 ) -> None:
     """Each sync error beside the ADSync / Directory Synchronization events about the same object."""
+    from warehouse.identity import sync_error_events
+
     ctx = open_context(warehouse, config)
     output.emit(sync_error_events(ctx.warehouse), fmt, out)
 
@@ -115,6 +119,11 @@ def report_json(report: ReconcileReport) -> dict[str, object]:
 
 
 def write_csv(report: ReconcileReport, folder: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from warehouse.identity import SECTIONS
+
     try:
         folder.mkdir(parents=True, exist_ok=True)
         summary = pa.table(
@@ -134,6 +143,8 @@ def _text(value: object) -> str:
 
 
 def print_report(report: ReconcileReport, console: Console) -> None:
+    from warehouse.identity import SECTIONS
+
     totals = Table(title="Identity reconciliation", show_header=False)
     totals.add_column("item")
     totals.add_column("value", justify="right")

@@ -1,4 +1,8 @@
-"""Printing Arrow results as a table, CSV, JSON or Parquet."""
+"""Printing Arrow results as a table, CSV, JSON or Parquet.
+
+Arrow and the warehouse are imported where they are used: every command names ``Format`` in its
+options, so this module is loaded by ``knownfix --help`` and must stay cheap to import.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,17 @@ import enum
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 from rich.console import Console
 from rich.table import Table
 
 from knownfix.errors import KnownfixError
-from warehouse.query import connect
-from warehouse.store import VERSION_COLUMN, Warehouse
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from warehouse.store import Warehouse
 
 MAX_CELL = 120
 
@@ -39,9 +44,14 @@ def emit(result: pa.Table, fmt: Format, out: Path | None) -> None:
     if fmt is Format.parquet:
         if out is None:
             raise KnownfixError("--format parquet needs --output FILE")
+        import pyarrow.parquet as pq
+
         pq.write_table(result, out)
         return
     if fmt is Format.csv:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
         sink = pa.BufferOutputStream()
         pacsv.write_csv(result, sink)
         _write(sink.getvalue().to_pybytes().decode("utf-8"), out)
@@ -69,6 +79,11 @@ def _write(text: str, out: Path | None) -> None:
 
 def describe_tables(wh: Warehouse) -> pa.Table:
     """One row per table: name, rows, columns (the hidden ``_version`` left out)."""
+    import pyarrow as pa
+
+    from warehouse.query import connect
+    from warehouse.store import VERSION_COLUMN
+
     names = wh.table_names()
     con = connect(wh)
     try:

@@ -11,33 +11,25 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pyarrow as pa
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ingest.backfill import CommitHook, ingest_paths
 from knownfix import output
 from knownfix.context import Context, open_context
 from knownfix.errors import KnownfixError
 from knownfix.options import ConfigOpt, FormatOpt, WarehouseOpt
-from parsers.base import ParseOptions
-from rules.compiler import compile_condition, needle, prefilter, pretty, rule_query
 from rules.errors import RuleError
-from rules.evaluator import Evaluator
-from rules.examples import run_examples
-from rules.loader import RuleSet, load_rules
-from rules.model import Rule
-from warehouse.commit import CommitSummary
-from warehouse.hits import HITS_TABLE
 from warehouse.lock import WriterLock
-from warehouse.query import run
-from warehouse.store import Warehouse
 
-#: Tables written by the pipeline itself, never evaluated by rules.
-NOT_RULE_TABLES = ("files", "rejects", HITS_TABLE)
+if TYPE_CHECKING:
+    from ingest.backfill import CommitHook
+    from rules.loader import RuleSet
+    from rules.model import Rule
+    from warehouse.commit import CommitSummary
+    from warehouse.store import Warehouse
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -53,6 +45,8 @@ PathsArg = Annotated[
 
 def _load(ctx: Context, paths: list[Path] | None, *, strict: bool = True) -> RuleSet:
     """The library, the config's ``rules:`` and ``paths``; with ``strict`` a problem stops here."""
+    from rules.loader import load_rules
+
     rs = load_rules([*ctx.config.rules, *(paths or [])])
     if strict and rs.problems:
         try:
@@ -68,13 +62,17 @@ def evaluation_hook(ctx: Context) -> CommitHook | None:
     An evaluation failure is reported and ingest goes on: the rows are committed, the watermark
     did not move, so the next commit (or ``knownfix rules run``) evaluates them again.
     """
+    from rules.evaluator import Evaluator
+    from warehouse.hits import HITS_TABLE
+
     rs = _load(ctx, None)
     if not rs.active:
         return None
     evaluator = Evaluator(ctx.warehouse, rs)
+    not_rule_tables = ("files", "rejects", HITS_TABLE)  # written by the pipeline itself
 
     def hook(summary: CommitSummary) -> None:
-        tables = [t for t in summary.versions if t not in NOT_RULE_TABLES]
+        tables = [t for t in summary.versions if t not in not_rule_tables]
         try:
             evaluator.evaluate(tables)
         except RuleError as exc:
@@ -112,6 +110,8 @@ def list_rules(
     fmt: FormatOpt = output.Format.table,
 ) -> None:
     """List the loaded rules: id, table, severity, kind, what fires them, and their title."""
+    import pyarrow as pa
+
     rs = _load(open_context(warehouse, config), paths)
     waiting = {i for ids in rs.waiting.values() for i in ids}
     rows = [
@@ -158,6 +158,10 @@ def test(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show passing examples too.")] = False,
 ) -> None:
     """Parse each rule's examples with the real parsers and check which must and must not match."""
+    from ingest.backfill import ingest_paths
+    from parsers.base import ParseOptions
+    from rules.examples import run_examples
+
     ctx = open_context(warehouse, config)
     rs = _load(ctx, paths)
     for rule_id in rule or []:
@@ -202,6 +206,8 @@ def explain(
     config: ConfigOpt = None,
 ) -> None:
     """Print a rule, the SQL it compiles to, and the prefilter that narrows the scan."""
+    from rules.compiler import compile_condition, needle, prefilter, pretty, rule_query
+
     rs = _load(open_context(warehouse, config), paths)
     try:
         rule = rs.get(rule_id)
@@ -238,6 +244,8 @@ def run_rules(
     ] = False,
 ) -> None:
     """Evaluate the rules over rows not evaluated yet (ingest does this after every commit)."""
+    from rules.evaluator import Evaluator
+
     ctx = open_context(warehouse, config)
     rs = _load(ctx, None)
     with WriterLock(ctx.warehouse.root):
@@ -265,6 +273,9 @@ def hits(
     ] = None,
 ) -> None:
     """Recent hits of the rules, each with its documented fix (table or JSON)."""
+    from warehouse.hits import HITS_TABLE
+    from warehouse.query import run
+
     ctx = open_context(warehouse, config)
     if not ctx.warehouse.has_table(HITS_TABLE):
         err.print("no hits yet: ingest logs first (rules run after every ingest)")
@@ -290,6 +301,9 @@ def show_found(ctx: Context) -> int:
 
     Returns the number of rules that fired.
     """
+    from warehouse.hits import HITS_TABLE
+    from warehouse.query import run
+
     if not ctx.warehouse.has_table(HITS_TABLE):
         console.print("no rule fired")
         return 0

@@ -11,28 +11,29 @@ import json
 import signal
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ingest.backfill import CommitHook
 from ingest.logs import EventLog, setup_logging
-from ingest.settings import SourceConfig, TailConfig
 from ingest.status import read_status
-from ingest.tail import Tailer
 from knownfix.context import Context, open_context
 from knownfix.errors import ConfigError, KnownfixError
 from knownfix.options import ConfigOpt, WarehouseOpt
 from knownfix.tickets_cli import make_dispatcher, summary
-from parsers.registry import UnknownFormatError
-from tickets.background import BackgroundDispatch
-from tickets.dispatch import DispatchReport
-from warehouse.commit import CommitSummary
 from warehouse.lock import WriterLock
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from ingest.backfill import CommitHook
+    from ingest.settings import SourceConfig, TailConfig
+    from tickets.background import BackgroundDispatch
+    from tickets.dispatch import DispatchReport
+    from warehouse.commit import CommitSummary
 
 console = Console()
 
@@ -62,6 +63,10 @@ def _problems(exc: ValidationError, section: str) -> str:
 
 def build_sources(ctx: Context, paths: list[Path] | None, overrides: dict[str, Any]) -> list[SourceConfig]:
     """The sources to follow: PATHs with the options given, else the config's ``sources:``."""
+    from pydantic import ValidationError
+
+    from ingest.settings import SourceConfig
+
     if paths:
         raw = [{"path": p, **overrides} for p in paths]
     else:
@@ -83,6 +88,10 @@ def build_sources(ctx: Context, paths: list[Path] | None, overrides: dict[str, A
 
 
 def build_settings(ctx: Context, overrides: dict[str, Any]) -> TailConfig:
+    from pydantic import ValidationError
+
+    from ingest.settings import TailConfig
+
     try:
         return TailConfig.model_validate({**ctx.config.tail.model_dump(exclude_unset=True), **overrides})
     except ValidationError as exc:
@@ -128,6 +137,9 @@ def tail(
     Rules run after every commit and new hits go out as tickets from a background thread, so a
     failure line written to a followed file becomes a ticket within seconds.
     """
+    from ingest.tail import Tailer
+    from parsers.registry import UnknownFormatError
+
     ctx = open_context(warehouse, config)
     given = {
         "observer": observer.value if observer else None,
@@ -176,6 +188,7 @@ def tail(
 
 def _ticket_sender(ctx: Context, log: EventLog) -> BackgroundDispatch:
     """Ticket passes in their own thread: ingestion never waits for a slow tracker."""
+    from tickets.background import BackgroundDispatch
 
     def reported(report: DispatchReport) -> None:
         for line in summary(report) if report.outcomes or report.down else []:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pyarrow as pa
 import typer
 from rich.console import Console
 
@@ -14,11 +13,13 @@ from knownfix import output
 from knownfix.context import Context, open_context
 from knownfix.errors import ConfigError, KnownfixError
 from knownfix.options import ConfigOpt, WarehouseOpt
-from tickets.clock import Clock
-from tickets.dispatch import Dispatcher, DispatchReport
 from tickets.errors import SinkConfigError, TicketError
-from tickets.registry import build_sinks
-from tickets.store import StateStore
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from tickets.clock import Clock
+    from tickets.dispatch import Dispatcher, DispatchReport
 
 err = Console(stderr=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -26,6 +27,9 @@ out = Console(highlight=False, soft_wrap=True)
 
 def make_dispatcher(ctx: Context, clock: Clock | None = None) -> Dispatcher:
     """The dispatcher of the configured sinks (the folder sink when none); for ``tail`` too."""
+    from tickets.dispatch import Dispatcher
+    from tickets.registry import build_sinks
+
     with ticket_errors():
         sinks = build_sinks(ctx.config.sinks, ctx.warehouse.root, clock)
         return Dispatcher(ctx.warehouse, ctx.config.tickets, sinks, clock=clock)
@@ -134,6 +138,10 @@ def register(app: typer.Typer) -> None:
 
 
 def deliveries_table(ctx: Context, *, failed: bool) -> pa.Table:
+    import pyarrow as pa
+
+    from tickets.store import StateStore
+
     path = ctx.warehouse.state_dir / "tickets.sqlite"
     rows: list[dict[str, object]] = []
     if path.exists():
