@@ -48,6 +48,20 @@ def test_crash_after_data_before_files_checkpoint_neither_loses_nor_doubles(ware
     assert files == 100
 
 
+def test_a_re_read_in_smaller_pieces_never_moves_a_table_checkpoint_back(warehouse: Warehouse) -> None:
+    # a crash after the data table got the whole file, before any files checkpoint; after the
+    # restart the file is read again from 0, in pieces smaller than what the table already holds
+    _, whole = _parse(DATA, 0)
+    warehouse.append("lines", whole.tables["lines"], {"f1": len(DATA)})  # type: ignore[attr-defined]
+    third, two_thirds = DATA.index(b"line 33"), DATA.index(b"line 66")
+    for lo, hi in ((0, third), (third, two_thirds), (two_thirds, len(DATA))):
+        progress, piece = _parse(DATA[lo:hi], lo)
+        commit(warehouse, [(progress, piece)])  # type: ignore[list-item]
+        assert warehouse.checkpoint("lines", "f1") == len(DATA)
+    assert _texts(warehouse) == [f"line {i}" for i in range(100)]
+    assert resume_position(warehouse, "f1") == len(DATA)
+
+
 def test_every_row_is_stamped_with_the_version_of_its_commit(warehouse: Warehouse) -> None:
     progress, result = _parse(DATA[:7], 0)
     v0 = commit(warehouse, [(progress, result)]).versions["lines"]  # type: ignore[list-item]

@@ -4,7 +4,8 @@ The protocol, for a batch of files each parsed up to a new position:
 
 1. For each table the batch fills (data tables and ``rejects``), drop rows of file F whose
    ``source_offset`` is below that table's checkpoint for F (they were committed before a crash),
-   then append the rest with checkpoint F = new position, in one Delta commit per table.
+   then append the rest with checkpoint F = new position (or the old checkpoint, if that is
+   further: a checkpoint never moves back), in one Delta commit per table.
 2. Last, append one progress row per file to ``files`` with the same checkpoints.
 
 A reader resumes a file at its ``files`` checkpoint. Whatever step a crash interrupts, the
@@ -104,10 +105,12 @@ def commit(wh: Warehouse, batch: list[tuple[FileProgress, ParseResult]]) -> Comm
         if result.rejects.num_rows:
             produced[REJECTS_TABLE] = result.rejects
         for table, rows in produced.items():
-            fresh = _unseen(rows, wh.checkpoint(table, progress.file_id))
-            per_table.setdefault(table, []).append(fresh)
+            floor = wh.checkpoint(table, progress.file_id)
+            per_table.setdefault(table, []).append(_unseen(rows, floor))
             marks = checkpoints.setdefault(table, {})
-            marks[progress.file_id] = max(marks.get(progress.file_id, 0), progress.position)
+            # never lower: a file re-read after a crash, in smaller pieces than the table already
+            # holds, would otherwise let the next piece's rows through the filter a second time
+            marks[progress.file_id] = max(marks.get(progress.file_id, 0), progress.position, floor or 0)
 
     for table in sorted(per_table, key=lambda t: (t == REJECTS_TABLE, t)):
         rows = pa.concat_tables(per_table[table], promote_options="permissive")
