@@ -51,6 +51,8 @@ class IngestStats:
     records_read: int = 0
     rows: dict[str, int] = field(default_factory=dict)
     rejects: int = 0
+    #: records dropped as copies of ones another file had brought (``warehouse.copies``)
+    duplicates: int = 0
     commits: int = 0
     skipped: list[Skipped] = field(default_factory=list)
     unreadable: list[Skipped] = field(default_factory=list)
@@ -62,6 +64,7 @@ class IngestStats:
     def add(self, summary: CommitSummary) -> None:
         self.records_read += summary.records_read
         self.rejects += summary.rejects
+        self.duplicates += summary.duplicates
         self.commits += 1
         for table, n in summary.rows.items():
             self.rows[table] = self.rows.get(table, 0) + n

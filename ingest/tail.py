@@ -238,7 +238,12 @@ class Tailer:
             summary.rejects,
             summary.records_read,
             sum(p.nbytes for p in pieces),
-            {"files": summary.files, "versions": summary.versions, "duration_ms": elapsed_ms},
+            {
+                "files": summary.files,
+                "duplicates": summary.duplicates,
+                "versions": summary.versions,
+                "duration_ms": elapsed_ms,
+            },
         )
         self.log.debug("commit", rows=summary.row_count, rejects=summary.rejects, ms=elapsed_ms)
         if self.runner is not None:

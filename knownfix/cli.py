@@ -83,6 +83,11 @@ def report_ingest(stats: IngestStats) -> None:
         f"read {stats.files_read} of {stats.files_seen} files, {stats.bytes_read:,} bytes, "
         f"{stats.records_read:,} records -> {stats.row_count:,} rows ({tables}), {stats.rejects:,} rejects"
     )
+    if stats.duplicates:
+        err.print(
+            f"{stats.duplicates:,} records were already in the warehouse from another file "
+            "(the same events exported again) and were not added twice"
+        )
     for s in stats.skipped:
         err.print(f"[dim]skipped {s.path}: {s.reason}[/dim]")
     for s in stats.unreadable:

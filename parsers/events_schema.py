@@ -59,6 +59,11 @@ EVENTS_SCHEMA = pa.schema(
     ]
 )
 
+#: The columns that name one event whatever file it was read from. Exports of the same log taken
+#: at different times share their older events; the warehouse keeps one row per key
+#: (``warehouse.copies``). Exports without a record id (Event Viewer CSV/TXT) are never matched.
+EVENTS_KEY = ("computer", "channel", "record_id", "time_created")
+
 #: How much of a record's XML/JSON/text is kept in ``raw``.
 RAW_LIMIT = 32 * 1024
 

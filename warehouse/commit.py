@@ -10,8 +10,9 @@ The protocol, for a batch of files each parsed up to a new position:
 
 A reader resumes a file at its ``files`` checkpoint. Whatever step a crash interrupts, the
 re-parsed records that already reached a table are filtered by step 1, and those that did not are
-written: no loss, no duplicate. ``files`` also holds the per-batch counts that reconcile
-(records read = rows + rejects).
+written: no loss, no duplicate. Records that another file already brought (the same Windows log
+exported twice) are dropped as copies (``warehouse.copies``). ``files`` also holds the per-batch
+counts that reconcile (records read = rows + rejects + duplicates).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from parsers.base import REJECTS_TABLE, TIMESTAMP, ParseResult
+from warehouse.copies import drop_copies
 from warehouse.store import Warehouse
 
 FILES_TABLE = "files"
@@ -45,6 +47,8 @@ FILES_SCHEMA = pa.schema(
         pa.field("fingerprint", pa.string()),
         pa.field("fingerprint_bytes", pa.int64()),
         pa.field("tail_digest", pa.string()),
+        # records that were copies of ones another file had already brought (warehouse.copies)
+        pa.field("duplicates", pa.int64()),
     ]
 )
 
@@ -71,6 +75,7 @@ class FileProgress:
 class CommitSummary:
     rows: dict[str, int] = field(default_factory=dict)
     rejects: int = 0
+    duplicates: int = 0
     records_read: int = 0
     files: int = 0
     versions: dict[str, int] = field(default_factory=dict)
@@ -99,21 +104,28 @@ def commit(wh: Warehouse, batch: list[tuple[FileProgress, ParseResult]]) -> Comm
     """Write a batch of parsed files with the protocol above; returns what was added."""
     summary = CommitSummary()
     per_table: dict[str, list[pa.Table]] = {}
+    owners: dict[str, list[int]] = {}  # table -> index in ``batch`` of each of its pieces
     checkpoints: dict[str, dict[str, int]] = {}
-    for progress, result in batch:
+    for index, (progress, result) in enumerate(batch):
         produced = dict(result.tables)
         if result.rejects.num_rows:
             produced[REJECTS_TABLE] = result.rejects
         for table, rows in produced.items():
             floor = wh.checkpoint(table, progress.file_id)
             per_table.setdefault(table, []).append(_unseen(rows, floor))
+            owners.setdefault(table, []).append(index)
             marks = checkpoints.setdefault(table, {})
             # never lower: a file re-read after a crash, in smaller pieces than the table already
             # holds, would otherwise let the next piece's rows through the filter a second time
             marks[progress.file_id] = max(marks.get(progress.file_id, 0), progress.position, floor or 0)
 
+    duplicates = [0] * len(batch)
     for table in sorted(per_table, key=lambda t: (t == REJECTS_TABLE, t)):
-        rows = pa.concat_tables(per_table[table], promote_options="permissive")
+        pieces, copies = drop_copies(wh, table, per_table[table])
+        for index, n in zip(owners[table], copies, strict=True):
+            duplicates[index] += n
+        summary.duplicates += sum(copies)
+        rows = pa.concat_tables(pieces, promote_options="permissive")
         summary.versions[table] = wh.append(table, rows, checkpoints[table])
         if table == REJECTS_TABLE:
             summary.rejects += rows.num_rows
@@ -131,15 +143,16 @@ def commit(wh: Warehouse, batch: list[tuple[FileProgress, ParseResult]]) -> Comm
                 "position": p.position,
                 "size": p.size,
                 "records_read": r.records_read,
-                "rows": r.row_count,
+                "rows": r.row_count - dup,
                 "rejects": r.rejects.num_rows,
                 "complete": p.complete,
                 "committed_at": now,
                 "fingerprint": p.fingerprint,
                 "fingerprint_bytes": p.fingerprint_bytes,
                 "tail_digest": p.tail_digest,
+                "duplicates": dup,
             }
-            for p, r in batch
+            for (p, r), dup in zip(batch, duplicates, strict=True)
         ],
         schema=FILES_SCHEMA,
     )
