@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ingest.backfill import IngestStats, ingest_paths
 from parsers.base import ParseOptions
+from tests.cli.test_cli_errors import knownfix
 from tests.conftest import SAMPLE_LOGS
 from warehouse.query import run
 from warehouse.store import Warehouse
@@ -90,3 +91,16 @@ def test_exports_without_record_ids_are_never_matched(tmp_path: Path) -> None:
     ingest_paths(wh, [SOURCE], options=OPTIONS)
     csv = ingest_paths(wh, [SAMPLE_LOGS / "windows" / "wec01_forwarded_events.csv"], options=OPTIONS)
     assert csv.row_count > 0 and csv.duplicates == 0
+
+
+def test_ingest_says_how_many_events_were_already_there(tmp_path: Path) -> None:
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    shared = _alone(tmp_path, "shared.xml", 5, 10)
+    _export(folder / "week1.xml", 0, 10)
+    proc = knownfix("ingest", str(folder), "-w", str(tmp_path / "wh"))
+    assert proc.returncode == 0 and "already in the warehouse" not in proc.stderr
+    _export(folder / "week2.xml", 5, 15)
+    proc = knownfix("ingest", str(folder), "-w", str(tmp_path / "wh"))
+    assert proc.returncode == 0, proc.stderr
+    assert f"{shared} records were already in the warehouse from another file" in proc.stderr
