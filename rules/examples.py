@@ -57,7 +57,7 @@ def run_examples(
                 files.append((rule, kind, i, path))
     if not files:
         return []
-    wh = Warehouse(workdir / "warehouse")
+    wh = Warehouse(workdir / "warehouse", merge_copies=False)  # each example stands alone
     ingest(wh, [source])
     rows, reasons = _rows_per_file(wh)
     evaluator = Evaluator(wh, rules)

@@ -36,7 +36,7 @@ TABLE_KEYS: dict[str, NaturalKey] = {EVENTS_TABLE: NaturalKey(EVENTS_KEY, "recor
 
 def drop_copies(wh: Warehouse, table: str, pieces: list[pa.Table]) -> tuple[list[pa.Table], list[int]]:
     """``pieces`` (one per file and batch, in commit order) without copies, and each one's count."""
-    natural = TABLE_KEYS.get(table)
+    natural = TABLE_KEYS.get(table) if wh.merge_copies else None
     if natural is None or not any(_keyed(p, natural.columns) for p in pieces):
         return pieces, [0] * len(pieces)
     key = natural.columns

@@ -43,8 +43,11 @@ def valid_table_name(name: str) -> bool:
 class Warehouse:
     """A folder of Delta tables. Cheap to create; opens tables lazily and caches them."""
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, *, merge_copies: bool = True) -> None:
         self.root = Path(root)
+        #: Keep one row per Windows event across files (``warehouse.copies``); off only where
+        #: every file is a scenario of its own, such as the rule examples' scratch warehouse.
+        self.merge_copies = merge_copies
         self._tables: dict[str, DeltaTable] = {}
 
     @property
