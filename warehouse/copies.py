@@ -17,6 +17,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as pds
 
 from parsers.events_schema import EVENTS_KEY, EVENTS_TABLE
 from warehouse.store import Warehouse
@@ -27,11 +28,9 @@ class NaturalKey:
     """The columns that identify one record across files."""
 
     columns: tuple[str, ...]
-    #: an integer column of the key: only stored rows within the batch's range of it are read
-    narrow_by: str
 
 
-TABLE_KEYS: dict[str, NaturalKey] = {EVENTS_TABLE: NaturalKey(EVENTS_KEY, "record_id")}
+TABLE_KEYS: dict[str, NaturalKey] = {EVENTS_TABLE: NaturalKey(EVENTS_KEY)}
 
 
 def drop_copies(wh: Warehouse, table: str, pieces: list[pa.Table]) -> tuple[list[pa.Table], list[int]]:
@@ -58,12 +57,10 @@ def drop_copies(wh: Warehouse, table: str, pieces: list[pa.Table]) -> tuple[list
             f"select b.__piece, b.__row from batch b join batch a on {same} and a.__piece < b.__piece"
         )
     stored = wh.table(table)
-    lo, hi = (v.as_py() for v in pc.min_max(candidates[natural.narrow_by]).values())
-    if stored is not None and lo is not None:  # stored rows, only those in the batch's range
+    if stored is not None:  # only the stored rows that could match are read
         parts.append(
             f"""select b.__piece, b.__row from batch b join (
                 select {", ".join(key)}, source_file from stored
-                where {natural.narrow_by} between {int(lo)} and {int(hi)}
             ) a on {same}"""
         )
     if not parts:
@@ -72,7 +69,7 @@ def drop_copies(wh: Warehouse, table: str, pieces: list[pa.Table]) -> tuple[list
     try:
         con.register("batch", candidates)
         if stored is not None:
-            con.register("stored", stored.to_pyarrow_dataset())
+            con.register("stored", stored.to_pyarrow_dataset().filter(_could_match(candidates, key)))
         union = " union all ".join(parts)
         found = con.sql(f"select distinct __piece, __row from ({union})").to_arrow_table()
     finally:
@@ -91,6 +88,20 @@ def drop_copies(wh: Warehouse, table: str, pieces: list[pa.Table]) -> tuple[list
             piece = piece.filter(pa.array(mask))
         kept.append(piece)
     return kept, counts
+
+
+def _could_match(candidates: pa.Table, key: tuple[str, ...]) -> pds.Expression:
+    """Stored rows whose key columns lie within the batch's: a range for numbers and times, the
+    set of values for texts. Pushed into the scan, it lets whole files and row groups be skipped."""
+    condition = pds.scalar(True)
+    for name in key:
+        column = candidates[name]
+        if pa.types.is_string(column.type):
+            condition &= pds.field(name).isin(pc.unique(column).drop_null())
+        else:
+            lo, hi = pc.min_max(column).values()
+            condition &= (pds.field(name) >= lo) & (pds.field(name) <= hi)
+    return condition
 
 
 def _keyed(piece: pa.Table, key: tuple[str, ...]) -> bool:
