@@ -246,13 +246,7 @@ def _json_event_data(event_data: Mapping[str, Any], data: dict[str, str]) -> Non
                 put(data, str(position), event_data_text(item))
             continue
         position += 1
-        if isinstance(value, Mapping):
-            _json_tree(value, key, data)
-        elif isinstance(value, list):
-            for item in value:
-                _json_value(key, item, data)
-        else:
-            put(data, key, event_data_text(value))
+        _json_value(key, value, data)
 
 
 def _json_tree(node: Mapping[str, Any], path: str, data: dict[str, str]) -> None:

@@ -145,12 +145,13 @@ class Textile(Markup):
         return f"@{s}@"
 
 
-class JiraWiki(Markup):
-    """Jira wiki markup (REST v2): backslash escapes, ``{noformat}`` blocks."""
+class JiraWiki(Textile):
+    """Jira wiki markup (REST v2): Textile's bold, headings and lists, with backslash escapes,
+    ``{{mono}}``, ``{noformat}`` blocks and ``[label|url]`` links of its own."""
 
     name = "jira"
     #: the characters Jira's renderer treats as escapable after a backslash
-    _SPECIAL = frozenset("-#*_+?^~|%{}[]()!@")
+    _ESCAPABLE = frozenset("-#*_+?^~|%{}[]()!@")
     _WORD = re.compile(r"[0-9A-Za-z]")
 
     def text(self, s: object) -> str:
@@ -158,28 +159,16 @@ class JiraWiki(Markup):
         out = []
         for i, c in enumerate(t):
             inner = 0 < i < len(t) - 1 and self._WORD.match(t[i - 1]) and self._WORD.match(t[i + 1])
-            if c in self._SPECIAL and not (c == "-" and inner):  # a-b cannot be markup
+            if c in self._ESCAPABLE and not (c == "-" and inner):  # a-b cannot be markup
                 out.append("\\" + c)
             else:
                 out.append(c)
-            if c == "\\" and i + 1 < len(t) and (t[i + 1] == "\\" or t[i + 1] in self._SPECIAL):
+            if c == "\\" and i + 1 < len(t) and (t[i + 1] == "\\" or t[i + 1] in self._ESCAPABLE):
                 out.append(ZWSP)  # "\\\\" is a line break and "\\*" an escape: keep the backslash literal
         return "".join(out)
 
-    def bold(self, s: object) -> str:
-        return f"*{self.text(s)}*"
-
     def mono(self, s: object) -> str:
         return "{{" + self.text(s) + "}}"
-
-    def heading(self, s: object, level: int = 2) -> str:
-        return f"h{min(level + 1, 6)}. {self.text(s)}"
-
-    def item(self, s: str) -> str:
-        return f"* {s}"
-
-    def numbered(self, n: int, s: str) -> str:
-        return f"# {s}"
 
     def code(self, s: object) -> str:
         body = re.sub(r"\{(noformat)\}", lambda m: "{" + ZWSP + m.group(1) + "}", str(s or ""), flags=re.I)
