@@ -20,7 +20,6 @@ from ingest.identity import (
     FINGERPRINT_BYTES,
     Identity,
     Registry,
-    digest,
     load_registry,
     rotated_name,
     tail_window,
@@ -201,8 +200,7 @@ def resolve_identity(registry: Registry, path: Path, head: bytes, f: BinaryIO, s
         start, n = tail_window(cand.position)
         f.seek(start)
         data = f.read(n)
-        if (cand.tail_raw is not None and data == cand.tail_raw) or digest(data) == cand.tail:
-            cand.tail_raw = data
+        if cand.holds_tail(data):
             return cand
     ident = registry.create(head, str(path))
     ident.tail_raw = b""

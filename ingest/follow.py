@@ -17,7 +17,6 @@ from typing import Any
 from ingest.identity import (
     Identity,
     Registry,
-    digest,
     rotated_name,
     tail_window,
 )
@@ -231,12 +230,7 @@ class Follower(Matcher):
         assert tr.handle is not None
         start, n = tail_window(ident.position)
         data = tr.handle.read_at(start, n)
-        if ident.tail_raw is not None:
-            return data == ident.tail_raw
-        if digest(data) == ident.tail:
-            ident.tail_raw = data
-            return True
-        return False
+        return ident.holds_tail(data)
 
     def _truncated(self, tr: Tracker, ident: Identity, size: int, now: float) -> None:
         self.log.info(

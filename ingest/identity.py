@@ -111,6 +111,16 @@ class Identity:
         if len(head) > len(self.head):
             self.head = head
 
+    def holds_tail(self, data: bytes) -> bool:
+        """Whether ``data``, the bytes just before the position, are the ones read; once they
+        match the stored digest they are kept, so later checks compare bytes."""
+        if self.tail_raw is not None:
+            return data == self.tail_raw
+        if digest(data) == self.tail:
+            self.tail_raw = data
+            return True
+        return False
+
     def advance(self, start: int, data: bytes) -> None:
         """Record that ``data`` (bytes ``start``..) was read: new position, tail and head."""
         end = start + len(data)

@@ -150,12 +150,7 @@ class Matcher:
         data = tr.handle.read_at(start, n)
         if len(data) < n:
             return False  # an archive shorter than what was read: a different content
-        if cand.tail_raw is not None:
-            return data == cand.tail_raw
-        if digest(data) == cand.tail:
-            cand.tail_raw = data
-            return True
-        return False
+        return cand.holds_tail(data)
 
     def _earlier_copy(self, tr: Tracker, cand: Identity, size: int | None) -> bool:
         """A copy taken before the position reached (copytruncate's copy while the original was
