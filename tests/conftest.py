@@ -19,10 +19,15 @@ def warehouse(tmp_path: Path) -> Warehouse:
     return Warehouse(tmp_path / "wh")
 
 
-@pytest.fixture
-def shared_samples() -> Path:
+def require_shared_samples() -> Path:
+    """The public samples folder; a clear failure (not a skip) when it is not beside the project."""
     if not SHARED_SAMPLES.is_dir():
         pytest.fail(
             f"the public samples are expected at {SHARED_SAMPLES} (../shared/samples beside the project)"
         )
     return SHARED_SAMPLES
+
+
+@pytest.fixture
+def shared_samples() -> Path:
+    return require_shared_samples()

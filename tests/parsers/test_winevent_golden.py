@@ -20,7 +20,7 @@ import pytest
 
 from parsers.base import ParseOptions
 from tests import golden_files
-from tests.conftest import ROOT, SHARED_SAMPLES
+from tests.conftest import ROOT, SHARED_SAMPLES, require_shared_samples
 from tests.golden_files import Parsed, parse_file
 
 GOLDEN = ROOT / "tests" / "golden" / "events"
@@ -39,6 +39,8 @@ EXPECTED_FORMAT = {
 
 
 def parse(path: Path, batch_records: int = 50_000) -> Parsed:
+    if path.is_relative_to(SHARED_SAMPLES):
+        require_shared_samples()
     parsed = parse_file(path, OPTIONS, batch_records)
     assert parsed.positions == sorted(set(parsed.positions)), "batch positions must grow strictly"
     return parsed
